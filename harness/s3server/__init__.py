@@ -1,0 +1,1 @@
+"""Throwaway S3-compatible servers: SeaweedFS and moto."""

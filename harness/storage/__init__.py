@@ -1,0 +1,1 @@
+"""Object stores: S3 over HTTP and a local directory."""

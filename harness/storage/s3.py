@@ -1,0 +1,222 @@
+"""S3-compatible object storage over real HTTP with boto3.
+
+Clients use path-style addressing (S3-compatible servers rarely do virtual hosts on
+127.0.0.1) and compute request checksums only when required: boto3 >= 1.36 sends them by
+default and several S3-compatible stores reject them. Listing always paginates; transfers use
+one :class:`TransferConfig` with the classic transfer client.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3.session
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ReadTimeoutError,
+)
+
+from harness.config import S3Target
+from harness.errors import (
+    ObjectNotFound,
+    StorageAuthError,
+    StorageError,
+    StorageUnreachable,
+    UnsafeTargetError,
+)
+from harness.redact import redact
+from harness.storage.base import ObjectInfo
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_AUTH_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound"}
+_UNREACHABLE = (
+    EndpointConnectionError,
+    ConnectTimeoutError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+)
+
+
+def make_client(target: S3Target, *, connect_timeout: float = 5, attempts: int = 3) -> S3Client:
+    """Build a boto3 S3 client for ``target`` (one session per client, thread-safe use)."""
+    session = boto3.session.Session()
+    return session.client(
+        "s3",
+        endpoint_url=target.endpoint_url,
+        aws_access_key_id=target.access_key_id,
+        aws_secret_access_key=target.secret_access_key,
+        region_name=target.region,
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            connect_timeout=connect_timeout,
+            read_timeout=60,
+            retries={"max_attempts": attempts, "mode": "standard"},
+        ),
+    )
+
+
+def translate(exc: Exception, target: S3Target, action: str) -> StorageError:
+    """Turn a boto3 error into a :class:`StorageError` that says what to do."""
+    where = target.display()
+    if isinstance(exc, _UNREACHABLE):
+        return StorageUnreachable(
+            f"cannot {action}: the S3 endpoint {where} does not answer; check "
+            "--drill-s3-endpoint and that the server is running"
+        )
+    if isinstance(exc, NoCredentialsError):
+        return StorageAuthError(
+            f"cannot {action}: no S3 credentials; set DRILL_S3_ACCESS_KEY_ID and "
+            "DRILL_S3_SECRET_ACCESS_KEY"
+        )
+    if isinstance(exc, ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        message = redact(str(exc))
+        if code in _AUTH_CODES:
+            return StorageAuthError(
+                f"cannot {action}: {where} rejected the credentials ({code}); check "
+                "DRILL_S3_ACCESS_KEY_ID and DRILL_S3_SECRET_ACCESS_KEY"
+            )
+        if code in _MISSING_CODES:
+            return ObjectNotFound(f"cannot {action}: not found on {where} ({message})")
+        return StorageError(f"cannot {action} on {where}: {message}")
+    return StorageError(f"cannot {action} on {where}: {redact(str(exc))}")
+
+
+def check_endpoint(target: S3Target) -> None:
+    """Prove that the endpoint answers and accepts the credentials.
+
+    Raises:
+        StorageUnreachable: nothing answers at the endpoint.
+        StorageAuthError: the credentials are rejected.
+
+    """
+    client = make_client(target, connect_timeout=3, attempts=1)
+    try:
+        client.list_buckets()
+    except (BotoCoreError, ClientError) as exc:
+        raise translate(exc, target, "list buckets") from exc
+
+
+class S3ObjectStore:
+    """One bucket on an S3-compatible endpoint."""
+
+    def __init__(
+        self,
+        target: S3Target,
+        bucket: str,
+        *,
+        client: S3Client | None = None,
+        transfer: TransferConfig | None = None,
+    ) -> None:
+        """Use ``bucket`` at ``target`` (see :meth:`create_bucket` to make it)."""
+        self.target = target
+        self.bucket = bucket
+        self.client = client or make_client(target)
+        self.transfer = transfer or TransferConfig(preferred_transfer_client="classic")
+
+    @property
+    def location(self) -> str:
+        """``s3://bucket`` at the endpoint, printable."""
+        return f"s3://{self.bucket} at {self.target.display()}"
+
+    def create_bucket(self, *, object_lock: bool = False) -> None:
+        """Create the bucket (versioned and lockable when ``object_lock``)."""
+        try:
+            if object_lock:
+                self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
+            else:
+                self.client.create_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"create bucket {self.bucket}") from exc
+
+    def put_file(self, key: str, path: Path) -> None:
+        """Upload ``path``; S3 makes an object visible only once complete."""
+        try:
+            self.client.upload_file(str(path), self.bucket, key, Config=self.transfer)
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"upload {key}") from exc
+
+    def get_file(self, key: str, path: Path) -> None:
+        """Download to a temp name beside ``path``, then rename."""
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        os.close(fd)
+        try:
+            self.client.download_file(self.bucket, key, name, Config=self.transfer)
+            Path(name).replace(path)
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"download {key}") from exc
+        finally:
+            Path(name).unlink(missing_ok=True)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        """Store ``data`` under ``key``."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"put {key}") from exc
+
+    def put_locked(self, key: str, data: bytes, *, mode: str, until: datetime) -> str:
+        """Store ``data`` under an Object Lock retention; return the version id."""
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=key,
+                Body=data,
+                ObjectLockMode="COMPLIANCE" if mode == "COMPLIANCE" else "GOVERNANCE",
+                ObjectLockRetainUntilDate=until,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"put locked {key}") from exc
+        return str(response.get("VersionId", ""))
+
+    def get_bytes(self, key: str) -> bytes:
+        """Return the content of ``key``."""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"get {key}") from exc
+
+    def list(self, prefix: str = "") -> list[ObjectInfo]:
+        """Every object under ``prefix``, through the paginator."""
+        found: list[ObjectInfo] = []
+        try:
+            paginator = self.client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                found += [
+                    ObjectInfo(key=o["Key"], size=int(o.get("Size", 0)))
+                    for o in page.get("Contents", [])
+                ]
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"list {self.bucket}/{prefix}") from exc
+        return sorted(found, key=lambda o: o.key)
+
+    def delete(self, key: str) -> None:
+        """Delete ``key`` (creates a delete marker in a versioned bucket)."""
+        self._require_destructive(f"delete {key}")
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"delete {key}") from exc
+
+    def _require_destructive(self, action: str) -> None:
+        if not self.target.destructive_ok:
+            raise UnsafeTargetError(
+                f"refusing to {action} in {self.location}: it is an external endpoint not "
+                "named in --drill-allow-destructive"
+            )
