@@ -1,0 +1,95 @@
+"""Recovery-drill harness: prove that PostgreSQL and S3 backups actually restore.
+
+The public surface drills and users may rely on is what ``__all__`` lists.
+"""
+
+from harness.config import DrillConfig, KeepPolicy, PgTarget, RecoveryTargets, S3Target
+from harness.errors import (
+    BackupError,
+    ConfigError,
+    ConnectError,
+    DrillError,
+    ObjectNotFound,
+    ProviderUnavailable,
+    RestoreError,
+    ServerError,
+    ServerStartError,
+    StorageAuthError,
+    StorageError,
+    StorageUnreachable,
+    ToolError,
+    ToolFailed,
+    ToolNotFound,
+    ToolTimeout,
+    UnsafeTargetError,
+    VerificationFailed,
+    WaitTimeout,
+)
+from harness.pg.binaries import PgBinaries, find_binaries
+from harness.pg.dump import DumpResult, dump_database, restore_dump
+from harness.pg.server import ClusterTemplate, ServerSettings, ThrowawayServer
+from harness.pg.sql import (
+    connect,
+    count_rows,
+    create_database,
+    database_exists,
+    drop_database,
+    run_sql_file,
+    server_version,
+)
+from harness.providers import PgServer, Provider, make_provider
+from harness.storage.base import ObjectInfo, ObjectStore
+from harness.storage.local import LocalObjectStore
+from harness.storage.s3 import S3ObjectStore, check_endpoint
+from harness.verify_files import sha256_file
+
+__all__ = [
+    "BackupError",
+    "ClusterTemplate",
+    "ConfigError",
+    "ConnectError",
+    "DrillConfig",
+    "DrillError",
+    "DumpResult",
+    "KeepPolicy",
+    "LocalObjectStore",
+    "ObjectInfo",
+    "ObjectNotFound",
+    "ObjectStore",
+    "PgBinaries",
+    "PgServer",
+    "PgTarget",
+    "Provider",
+    "ProviderUnavailable",
+    "RecoveryTargets",
+    "RestoreError",
+    "S3ObjectStore",
+    "S3Target",
+    "ServerError",
+    "ServerSettings",
+    "ServerStartError",
+    "StorageAuthError",
+    "StorageError",
+    "StorageUnreachable",
+    "ThrowawayServer",
+    "ToolError",
+    "ToolFailed",
+    "ToolNotFound",
+    "ToolTimeout",
+    "UnsafeTargetError",
+    "VerificationFailed",
+    "WaitTimeout",
+    "check_endpoint",
+    "connect",
+    "count_rows",
+    "create_database",
+    "database_exists",
+    "drop_database",
+    "dump_database",
+    "find_binaries",
+    "make_provider",
+    "restore_dump",
+    "run_sql_file",
+    "server_version",
+    "sha256_file",
+]

@@ -1,0 +1,1 @@
+"""The pytest plugin: options, fixtures, report hooks."""

@@ -1,0 +1,158 @@
+"""Fixtures: the provider (session), server factories and servers, S3 endpoint and stores.
+
+The provider and the S3 endpoint live for the whole session; each drill gets servers of its
+own (copied from a template, ~0.2 s) and a bucket of its own. Servers of failed drills are
+kept on disk under ``--drill-keep=failed`` (the default), like pytest's tmp_path retention.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.config import DrillConfig, KeepPolicy, S3Target
+from harness.errors import DrillError
+from harness.pg.server import ServerSettings
+from harness.providers import PgServer, Provider, make_provider
+from harness.pytest_plugin.options import DRILL_CONFIG
+from harness.pytest_plugin.report import OUTCOMES, RECORD, SESSION_FACTS, DrillRecord
+from harness.redact import get_logger
+from harness.storage.s3 import S3ObjectStore
+
+log = get_logger(__name__)
+
+PgServerFactory = Callable[..., PgServer]
+ObjectStoreFactory = Callable[..., S3ObjectStore]
+_bucket_counter = itertools.count(1)
+# Set when a drill's servers were kept, so the session directory holding them survives too.
+_KEPT = pytest.StashKey[list[bool]]()
+
+
+def _keep(config: DrillConfig, node: pytest.Item | pytest.Collector) -> bool:
+    if config.keep is KeepPolicy.ALL:
+        return True
+    if config.keep is KeepPolicy.NONE:
+        return False
+    outcomes = node.stash.get(OUTCOMES, {})
+    return not all(outcomes.values())
+
+
+@pytest.fixture(scope="session")
+def drill_config(pytestconfig: pytest.Config) -> DrillConfig:
+    """The session's resolved configuration."""
+    return pytestconfig.stash[DRILL_CONFIG]
+
+
+@pytest.fixture(scope="session")
+def drill_provider(
+    drill_config: DrillConfig,
+    tmp_path_factory: pytest.TempPathFactory,
+    pytestconfig: pytest.Config,
+) -> Iterator[Provider]:
+    """The infrastructure provider; everything it started is stopped at session end."""
+    try:
+        provider = make_provider(drill_config, base_dir=tmp_path_factory.mktemp("drill-infra"))
+    except DrillError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    kept: list[bool] = []
+    pytestconfig.stash[_KEPT] = kept
+    try:
+        yield provider
+    finally:
+        pytestconfig.stash[SESSION_FACTS] = provider.facts()
+        provider.close(keep=drill_config.keep is KeepPolicy.ALL or any(kept))
+
+
+@pytest.fixture
+def drill_record(request: pytest.FixtureRequest) -> DrillRecord:
+    """Facts this drill adds to its entry in the HTML report."""
+    record = DrillRecord()
+    request.node.stash[RECORD] = record
+    return record
+
+
+@pytest.fixture
+def pg_server_factory(
+    drill_provider: Provider,
+    drill_config: DrillConfig,
+    drill_record: DrillRecord,
+    request: pytest.FixtureRequest,
+) -> Iterator[PgServerFactory]:
+    """Make servers for this drill: ``pg_server_factory(name, major=None, settings=None)``.
+
+    Every server made here is released when the drill ends (kept on disk if it failed and
+    ``--drill-keep=failed``).
+    """
+    made: list[PgServer] = []
+
+    def make(
+        name: str = "pg", *, major: int | None = None, settings: ServerSettings | None = None
+    ) -> PgServer:
+        try:
+            server = drill_provider.pg_server(name=name, major=major, settings=settings)
+        except DrillError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        made.append(server)
+        drill_record.add("PostgreSQL", server.binaries.version)
+        return server
+
+    yield make
+    keep = _keep(drill_config, request.node)
+    for server in made:
+        drill_provider.release(server, keep=keep)
+        if keep and server.datadir is not None:
+            request.config.stash.get(_KEPT, []).append(True)
+            log.warning("kept %s of failed drill %s", server.datadir.parent, request.node.nodeid)
+
+
+@pytest.fixture
+def pg_source(pg_server_factory: PgServerFactory) -> PgServer:
+    """The server a drill backs up and breaks."""
+    return pg_server_factory("source")
+
+
+@pytest.fixture
+def pg_restore_target(pg_server_factory: PgServerFactory) -> PgServer:
+    """A fresh server a drill restores into."""
+    return pg_server_factory("target")
+
+
+@pytest.fixture(scope="session")
+def s3_target(drill_provider: Provider) -> S3Target:
+    """The session's S3 endpoint (SeaweedFS by default)."""
+    try:
+        return drill_provider.s3_target()
+    except DrillError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def object_store_factory(s3_target: S3Target, request: pytest.FixtureRequest) -> ObjectStoreFactory:
+    """Make buckets for this drill: ``object_store_factory(object_lock=False)``."""
+    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40] or "drill"
+
+    def make(*, object_lock: bool = False) -> S3ObjectStore:
+        store = S3ObjectStore(s3_target, f"{stem}-{next(_bucket_counter)}")
+        try:
+            store.create_bucket(object_lock=object_lock)
+        except DrillError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        return store
+
+    return make
+
+
+@pytest.fixture
+def object_store(object_store_factory: ObjectStoreFactory) -> S3ObjectStore:
+    """A fresh bucket for this drill."""
+    return object_store_factory()
+
+
+@pytest.fixture
+def drill_workdir(tmp_path: Path) -> Path:
+    """Scratch space for dumps and downloads (pytest keeps recent ones)."""
+    return tmp_path

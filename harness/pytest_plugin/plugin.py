@@ -1,0 +1,69 @@
+"""The pytest plugin (entry point ``pytest11: drill``): options, markers, fixtures, report."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from harness.pytest_plugin import report
+from harness.pytest_plugin.fixtures import (
+    drill_config,
+    drill_provider,
+    drill_record,
+    drill_workdir,
+    object_store,
+    object_store_factory,
+    pg_restore_target,
+    pg_server_factory,
+    pg_source,
+    s3_target,
+)
+from harness.pytest_plugin.options import DRILL_CONFIG, add_options, resolve_config
+from harness.pytest_plugin.report import pytest_runtest_makereport
+
+__all__ = [
+    "drill_config",
+    "drill_provider",
+    "drill_record",
+    "drill_workdir",
+    "object_store",
+    "object_store_factory",
+    "pg_restore_target",
+    "pg_server_factory",
+    "pg_source",
+    "pytest_runtest_makereport",
+    "s3_target",
+]
+
+MARKERS = (
+    "drill: an end-to-end disaster-recovery drill",
+    "integration: needs real PostgreSQL binaries and S3 servers on this machine",
+    "docker: needs a Docker engine",
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Register the ``--drill-*`` options."""
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Resolve the configuration once, register markers and the HTML hooks."""
+    for marker in MARKERS:
+        config.addinivalue_line("markers", marker)
+    config.stash[DRILL_CONFIG] = resolve_config(config)
+    # Every harness logger redacts secrets itself (harness.redact.get_logger); INFO makes
+    # the one-line decisions (binaries, run-as mode, ports) visible in captured logs.
+    logging.getLogger("harness").setLevel(logging.INFO)
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(report.HtmlHooks(config), "drill-html-hooks")
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say which provider and profile this session uses."""
+    cfg = config.stash[DRILL_CONFIG]
+    return [
+        f"drill: provider={cfg.provider} s3={cfg.s3_backend} "
+        f"environment={cfg.targets.environment} keep={cfg.keep.value} scale={cfg.scale}"
+    ]

@@ -1,0 +1,94 @@
+"""What each drill adds to the HTML report, and the report's summary of the infrastructure.
+
+Drills record facts through the ``drill_record`` fixture into ``item.stash``; a
+``pytest_runtest_makereport`` wrapper merges them into the report's extras (the pytest-html
+pattern). The HTML-only hooks are registered only when pytest-html is installed and active.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Generator
+from dataclasses import dataclass, field
+
+import pytest
+
+from harness.providers.base import Fact
+from harness.redact import redact
+
+OUTCOMES = pytest.StashKey[dict[str, bool]]()
+RECORD = pytest.StashKey["DrillRecord"]()
+SESSION_FACTS = pytest.StashKey[list[Fact]]()
+
+
+@dataclass
+class DrillRecord:
+    """Facts and measurements one drill wants in the report (values are redacted)."""
+
+    facts: list[Fact] = field(default_factory=list)
+
+    def add(self, label: str, value: object) -> None:
+        """Record ``label: value`` for this drill's report entry."""
+        self.facts.append(Fact(label, redact(str(value))))
+
+    def value(self, label: str) -> str | None:
+        """The last value recorded under ``label``."""
+        for fact in reversed(self.facts):
+            if fact.label == label:
+                return fact.value
+        return None
+
+
+def facts_table(facts: list[Fact], *, title: str) -> str:
+    """Render facts as a small HTML table (escaped)."""
+    rows = "".join(
+        f"<tr><th style='text-align:left;padding-right:1em'>{html.escape(f.label)}</th>"
+        f"<td>{html.escape(f.value)}</td></tr>"
+        for f in facts
+    )
+    return f"<div class='drill-facts'><h4>{html.escape(title)}</h4><table>{rows}</table></div>"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember each phase's outcome (for keep=failed) and attach the drill's facts."""
+    report = yield
+    item.stash.setdefault(OUTCOMES, {})[report.when] = report.passed
+    record = item.stash.get(RECORD, None)
+    if report.when == "call" and record is not None and record.facts:
+        report.user_properties.extend((f.label, f.value) for f in record.facts)
+        if item.config.pluginmanager.hasplugin("html"):
+            from pytest_html import extras
+
+            report.extras = [  # type: ignore[attr-defined]
+                *getattr(report, "extras", []),
+                extras.html(facts_table(record.facts, title="Drill facts")),
+            ]
+    return report
+
+
+class HtmlHooks:
+    """pytest-html hooks: a column for the PostgreSQL version, a summary of infrastructure."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        """Bind to the session's config."""
+        self.config = config
+
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str]
+    ) -> None:
+        """Add the infrastructure every drill ran on."""
+        facts = self.config.stash.get(SESSION_FACTS, [])
+        if facts:
+            prefix.append(facts_table(facts, title="Infrastructure"))
+
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        """Add a PostgreSQL column."""
+        cells.insert(2, "<th>PostgreSQL</th>")
+
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        """Fill the PostgreSQL column from the drill's recorded facts."""
+        versions = [str(v) for k, v in report.user_properties if k == "PostgreSQL"]
+        cells.insert(2, f"<td>{html.escape(', '.join(versions))}</td>")
