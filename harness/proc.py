@@ -24,6 +24,9 @@ log = get_logger(__name__)
 
 _TAIL_LINES = 20
 
+Process = subprocess.Popen[bytes]
+"""A background process started by :func:`spawn`."""
+
 
 @dataclass(frozen=True)
 class CompletedRun:
@@ -121,7 +124,7 @@ def spawn(
     log_path: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
-) -> subprocess.Popen[bytes]:
+) -> Process:
     """Start a long-running command in the background with its output sent to ``log_path``.
 
     The child gets its own session so that a signal aimed at it never reaches the test run.
@@ -147,7 +150,7 @@ def spawn(
             raise ToolNotFound(f"{args[0]} was not found") from exc
 
 
-def stop_process(proc: subprocess.Popen[bytes], *, grace: float) -> int:
+def stop_process(proc: Process, *, grace: float) -> int:
     """Stop a spawned process: SIGTERM, then SIGKILL after ``grace`` seconds.
 
     Returns:

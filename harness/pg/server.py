@@ -148,6 +148,7 @@ class ThrowawayServer:
         settings: ServerSettings | None = None,
         port_picker: Callable[[], int] = free_port,
         start_timeout: float = 60.0,
+        stop_timeout: float = _STOP_TIMEOUT,
     ) -> None:
         """Describe a server; nothing runs until :meth:`start`.
 
@@ -157,6 +158,7 @@ class ThrowawayServer:
             settings: WAL level, archiving and extra settings.
             port_picker: returns a candidate port; retried when the port turns out taken.
             start_timeout: seconds to wait for the server to accept logins.
+            stop_timeout: seconds each ``pg_ctl stop`` mode may take before escalating.
 
         """
         self.template = template
@@ -171,6 +173,7 @@ class ThrowawayServer:
         self.pid: int | None = None
         self._port_picker = port_picker
         self._start_timeout = start_timeout
+        self._stop_timeout = stop_timeout
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -235,7 +238,12 @@ class ThrowawayServer:
             return
         for mode in ("fast", "immediate"):
             try:
-                self._pg_ctl("stop", "--wait", f"--mode={mode}", f"--timeout={int(_STOP_TIMEOUT)}")
+                self._pg_ctl(
+                    "stop",
+                    "--wait",
+                    f"--mode={mode}",
+                    f"--timeout={max(1, int(self._stop_timeout))}",
+                )
             except ToolError as exc:
                 log.warning("pg_ctl stop -m %s failed for %s: %s", mode, self.datadir, exc)
             if not pid_alive(pid):

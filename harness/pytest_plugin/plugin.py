@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from harness.errors import ConfigError
 from harness.pytest_plugin import report
 from harness.pytest_plugin.fixtures import (
     drill_config,
@@ -52,7 +53,10 @@ def pytest_configure(config: pytest.Config) -> None:
     """Resolve the configuration once, register markers and the HTML hooks."""
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
-    config.stash[DRILL_CONFIG] = resolve_config(config)
+    try:
+        config.stash[DRILL_CONFIG] = resolve_config(config)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from exc
     # Every harness logger redacts secrets itself (harness.redact.get_logger); INFO makes
     # the one-line decisions (binaries, run-as mode, ports) visible in captured logs.
     logging.getLogger("harness").setLevel(logging.INFO)

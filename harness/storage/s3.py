@@ -192,12 +192,15 @@ class S3ObjectStore:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"get {key}") from exc
 
-    def list(self, prefix: str = "") -> list[ObjectInfo]:
-        """Every object under ``prefix``, through the paginator."""
+    def list(self, prefix: str = "", *, page_size: int = 1000) -> list[ObjectInfo]:
+        """Every object under ``prefix``, through the paginator (``page_size`` keys a call)."""
         found: list[ObjectInfo] = []
         try:
             paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+            pages = paginator.paginate(
+                Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": page_size}
+            )
+            for page in pages:
                 found += [
                     ObjectInfo(key=o["Key"], size=int(o.get("Size", 0)))
                     for o in page.get("Contents", [])

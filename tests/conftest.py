@@ -1,0 +1,3 @@
+"""Shared helpers for the harness's own tests."""
+
+pytest_plugins = ["pytester"]
