@@ -1,7 +1,7 @@
 """Throwaway PostgreSQL servers: ``initdb`` once into a template, then copy and start.
 
 A :class:`ClusterTemplate` runs ``initdb --data-checksums`` once per binary directory. Each
-:class:`ThrowawayServer` copies it, writes its own ``drill.conf`` (port, socket dir,
+:class:`ThrowawayServer` copies it, writes its own ``drill.conf`` (port, no Unix socket,
 archiving), starts with ``pg_ctl start -w`` on 127.0.0.1 and waits until a login works.
 Stopping escalates ``fast`` -> ``immediate`` -> SIGKILL of the postmaster recorded in
 ``postmaster.pid`` (``pg_ctl`` daemonizes, so the postmaster is not our child).
@@ -47,12 +47,14 @@ class ServerSettings:
     archive_dir: Path | None = None
     extra: tuple[tuple[str, str], ...] = ()
 
-    def lines(self, *, port: int, socket_dir: Path) -> list[str]:
+    def lines(self, *, port: int) -> list[str]:
         """Render the settings as ``postgresql.conf`` lines."""
         values: list[tuple[str, str]] = [
             ("listen_addresses", LOOPBACK),
             ("port", str(port)),
-            ("unix_socket_directories", str(socket_dir)),
+            # TCP only: a socket path under a deep temp dir exceeds the 107-byte limit of
+            # Unix sockets, and every client here connects over 127.0.0.1 anyway.
+            ("unix_socket_directories", ""),
             ("wal_level", self.wal_level),
         ]
         if self.archive_dir is not None:
@@ -154,7 +156,7 @@ class ThrowawayServer:
 
         Args:
             template: the initialised cluster to copy.
-            workdir: a directory of its own (data dir, socket dir and log go inside).
+            workdir: a directory of its own (data dir and log go inside).
             settings: WAL level, archiving and extra settings.
             port_picker: returns a candidate port; retried when the port turns out taken.
             start_timeout: seconds to wait for the server to accept logins.
@@ -166,7 +168,6 @@ class ThrowawayServer:
         self.identity = template.identity
         self.workdir = workdir
         self.datadir = workdir / "data"
-        self.socket_dir = workdir / "sock"
         self.log_path = workdir / "server.log"
         self.settings = settings or ServerSettings()
         self.port = 0
@@ -188,7 +189,6 @@ class ThrowawayServer:
         if not self.datadir.exists():
             self.workdir.mkdir(parents=True, exist_ok=True)
             self.template.clone_into(self.datadir)
-        self.socket_dir.mkdir(exist_ok=True)
         if self.settings.archive_dir is not None:
             self.settings.archive_dir.mkdir(parents=True, exist_ok=True)
             self.identity.hand_over(self.settings.archive_dir)
@@ -196,7 +196,7 @@ class ThrowawayServer:
         for attempt in range(1, _START_ATTEMPTS + 1):
             self.port = self._port_picker()
             (self.datadir / "drill.conf").write_text(
-                "\n".join(self.settings.lines(port=self.port, socket_dir=self.socket_dir)) + "\n"
+                "\n".join(self.settings.lines(port=self.port)) + "\n"
             )
             self.identity.hand_over(self.datadir / "drill.conf")
             log_mark = self._log_size()

@@ -217,6 +217,14 @@ class S3ObjectStore:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"delete {key}") from exc
 
+    def delete_version(self, key: str, version_id: str) -> None:
+        """Delete one version of ``key`` for good (Object Lock may refuse: StorageError)."""
+        self._require_destructive(f"delete version {version_id} of {key}")
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"delete version {version_id} of {key}") from exc
+
     def _require_destructive(self, action: str) -> None:
         if not self.target.destructive_ok:
             raise UnsafeTargetError(

@@ -35,7 +35,7 @@ def test_missing_executable_is_tool_not_found():
 
 
 def test_timeout_kills_and_says_so():
-    with pytest.raises(ToolTimeout, match="did not finish within 0.3 s"):
+    with pytest.raises(ToolTimeout, match=r"did not finish within 0\.3 s"):
         run([PY, "-c", "import time; time.sleep(30)"], timeout=0.3)
 
 

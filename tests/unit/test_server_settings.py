@@ -5,16 +5,16 @@ from harness.pg.server import ServerSettings
 from harness.privilege import NOBODY_UID, ServerIdentity
 
 
-def test_settings_bind_loopback_on_the_given_port_and_socket_dir():
-    lines = ServerSettings().lines(port=54321, socket_dir=Path("/tmp/s"))
+def test_settings_bind_loopback_on_the_given_port_without_unix_socket():
+    lines = ServerSettings().lines(port=54321)
     assert "listen_addresses = '127.0.0.1'" in lines
     assert "port = '54321'" in lines
-    assert "unix_socket_directories = '/tmp/s'" in lines
+    assert "unix_socket_directories = ''" in lines
     assert not any(line.startswith("archive_mode") for line in lines)
 
 
 def test_archiving_copies_without_overwriting_and_quotes_for_the_shell():
-    lines = ServerSettings(archive_dir=Path("/tmp/it's wal")).lines(port=1, socket_dir=Path("/s"))
+    lines = ServerSettings(archive_dir=Path("/tmp/it's wal")).lines(port=1)
     assert "archive_mode = 'on'" in lines
     command = next(line for line in lines if line.startswith("archive_command"))
     # Undo the conf quoting ('' for '), then split the way the server's shell will.
@@ -24,9 +24,7 @@ def test_archiving_copies_without_overwriting_and_quotes_for_the_shell():
 
 
 def test_extra_settings_are_quoted():
-    lines = ServerSettings(extra=(("application_name", "a'b"),)).lines(
-        port=1, socket_dir=Path("/s")
-    )
+    lines = ServerSettings(extra=(("application_name", "a'b"),)).lines(port=1)
     assert "application_name = 'a''b'" in lines
 
 
