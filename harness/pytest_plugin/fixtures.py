@@ -17,7 +17,7 @@ import pytest
 from harness.config import DrillConfig, KeepPolicy, S3Target
 from harness.errors import DrillError
 from harness.pg.server import ServerSettings
-from harness.providers import PgServer, Provider, make_provider
+from harness.providers import Fact, PgServer, Provider, make_provider
 from harness.pytest_plugin.options import DRILL_CONFIG
 from harness.pytest_plugin.report import OUTCOMES, RECORD, SESSION_FACTS, DrillRecord
 from harness.redact import get_logger
@@ -63,7 +63,15 @@ def drill_provider(
     try:
         yield provider
     finally:
-        pytestconfig.stash[SESSION_FACTS] = provider.facts()
+        targets = drill_config.targets
+        pytestconfig.stash[SESSION_FACTS] = [
+            Fact(
+                "environment profile",
+                f"{targets.environment}: RTO "
+                f"{targets.rto_seconds / 3600:g} h, RPO {targets.rpo_seconds / 3600:g} h",
+            ),
+            *provider.facts(),
+        ]
         provider.close(keep=drill_config.keep is KeepPolicy.ALL or any(kept))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -75,6 +76,10 @@ class HtmlHooks:
     def __init__(self, config: pytest.Config) -> None:
         """Bind to the session's config."""
         self.config = config
+
+    def pytest_html_report_title(self, report: Any) -> None:
+        """Name the report for what it is."""
+        report.title = "Recovery drill report"
 
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str]
