@@ -8,15 +8,30 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from harness import doctor
-from harness.config import OPTIONS_BY_NAME, DrillConfig, OptionSpec
-from harness.errors import DrillError
+from harness.backup import take_backup
+from harness.backup_set import Location, parse_location
+from harness.checks import render
+from harness.config import OPTIONS_BY_NAME, DrillConfig, OptionSpec, PgTarget
+from harness.errors import (
+    BackupError,
+    ConfigError,
+    ConnectError,
+    DrillError,
+    ObjectNotFound,
+    RestoreError,
+)
+from harness.providers.external import external_s3_target
 from harness.redact import redact
+from harness.restore import INPUT_PHASES, restore_set
+from harness.set_check import check_set
+from harness.table_restore import restore_table
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,7 +60,59 @@ def build_parser() -> argparse.ArgumentParser:
             choices=spec.choices,
             help=f"{spec.help} (env {spec.env})",
         )
+    backup = sub.add_parser("backup", help="take a backup set of one database")
+    _dsn_option(backup)
+    backup.add_argument(
+        "--to", required=True, metavar="TARGET", help="a new local directory, or s3://bucket/prefix"
+    )
+    backup.add_argument("--format", choices=("custom", "directory"), default="custom")
+    backup.add_argument("--jobs", type=int, default=1, help="parallel dump jobs (directory)")
+    backup.add_argument(
+        "--no-section-sql", action="store_true", help="skip the per-section human-readable SQL"
+    )
+    _s3_options(backup)
+
+    check = sub.add_parser("check", help="verify a backup set without restoring it")
+    check.add_argument("source", help="a set directory, or s3://bucket/prefix")
+    _s3_options(check)
+
+    restore = sub.add_parser("restore", help="restore a backup set (ordered, verified)")
+    restore.add_argument("--from", dest="source", required=True, metavar="SOURCE")
+    _dsn_option(restore)
+    restore.add_argument("--jobs", type=int, default=1, help="parallel restore jobs")
+    restore.add_argument(
+        "--clean", action="store_true", help="replace the target database if it is not empty"
+    )
+    restore.add_argument(
+        "--dry-run", action="store_true", help="check the set and print the plan; change nothing"
+    )
+    restore.add_argument(
+        "--table",
+        metavar="SCHEMA.TABLE",
+        help="restore one table's rows into the live database (P3)",
+    )
+    restore.add_argument(
+        "--rows-missing-only",
+        action="store_true",
+        help="with --table: insert only rows whose primary key is absent",
+    )
+    _s3_options(restore)
     return parser
+
+
+def _dsn_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dsn", help="PostgreSQL DSN; or set DRILL_DSN to keep the password off the command line"
+    )
+
+
+def _s3_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--s3-endpoint",
+        dest="s3_endpoint",
+        help="S3 endpoint URL (keys in DRILL_S3_ACCESS_KEY_ID / DRILL_S3_SECRET_ACCESS_KEY)",
+    )
+    parser.add_argument("--s3-region", dest="s3_region")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -56,14 +123,103 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    commands = {"doctor": _doctor, "backup": _backup, "check": _check, "restore": _restore}
     try:
-        if args.command == "doctor":
-            return _doctor(args)
+        return commands[args.command](args)
     except DrillError as exc:
         print(f"drill: error: {redact(str(exc))}", file=sys.stderr)
+        return exit_code(exc)
+
+
+def exit_code(exc: DrillError) -> int:
+    """1 when a check or step failed, 2 when the input was wrong."""
+    if isinstance(exc, (ConfigError, ConnectError, ObjectNotFound)):
         return EXIT_USAGE
-    parser.error(f"unknown command {args.command}")
-    return EXIT_USAGE  # pragma: no cover - parser.error exits
+    if isinstance(exc, RestoreError) and exc.phase in INPUT_PHASES:
+        return EXIT_USAGE
+    if isinstance(exc, BackupError) and exc.phase in ("preflight", "options"):
+        return EXIT_USAGE
+    return EXIT_FAILED
+
+
+def _target(args: argparse.Namespace, *, destructive: bool = False) -> PgTarget:
+    dsn = args.dsn or os.environ.get("DRILL_DSN")
+    if not dsn:
+        raise ConfigError("no database given: pass --dsn or set DRILL_DSN")
+    return PgTarget.from_dsn(dsn, destructive_ok=destructive)
+
+
+def _location(args: argparse.Namespace, uri: str) -> Location:
+    s3 = None
+    if uri.startswith("s3://"):
+        s3 = external_s3_target(_config_from(args))
+    return parse_location(uri, s3=s3)
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def _backup(args: argparse.Namespace) -> int:
+    result = take_backup(
+        _target(args),
+        _location(args, args.to),
+        fmt=args.format,
+        jobs=args.jobs,
+        section_sql=not args.no_section_sql,
+    )
+    manifest = result.manifest
+    print(
+        f"backup set written to {result.location} in {result.seconds:.1f} s: "
+        f"{len(manifest.tables)} tables, {sum(t.rows for t in manifest.tables)} rows, "
+        f"{len(manifest.artifacts)} artifacts"
+    )
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="drill-check-") as tmp:
+        checked = check_set(_location(args, args.source), workdir=Path(tmp))
+        print(render(checked.results))
+    print(f"{args.source}: " + ("good" if checked.ok else "BAD"))
+    return EXIT_OK if checked.ok else EXIT_FAILED
+
+
+def _restore(args: argparse.Namespace) -> int:
+    target = _target(args, destructive=args.clean)
+    with tempfile.TemporaryDirectory(prefix="drill-restore-") as tmp:
+        location = _location(args, args.source)
+        if args.table:
+            if args.clean or args.dry_run:
+                raise ConfigError("--table cannot be combined with --clean or --dry-run")
+            table = restore_table(
+                location,
+                target,
+                args.table,
+                workdir=Path(tmp),
+                missing_only=args.rows_missing_only,
+                progress=_progress,
+            )
+            print(table.summary())
+            return EXIT_OK
+        if args.rows_missing_only:
+            raise ConfigError("--rows-missing-only needs --table")
+        result = restore_set(
+            location,
+            target,
+            workdir=Path(tmp),
+            jobs=args.jobs,
+            clean=args.clean,
+            dry_run=args.dry_run,
+            progress=_progress,
+        )
+    if result.dry_run:
+        print(result.plan.render())
+        print("dry run: nothing was changed")
+    else:
+        print(render(result.checks))
+        print(f"restored into {result.plan.target} in {result.seconds:.1f} s")
+    return EXIT_OK
 
 
 def _config_from(args: argparse.Namespace) -> DrillConfig:

@@ -18,6 +18,7 @@ The tree::
     │   ├── ObjectNotFound
     │   ├── StorageUnreachable      the S3 endpoint does not answer
     │   └── StorageAuthError        the S3 endpoint rejected the credentials
+    ├── ManifestError               a backup set's manifest is unreadable or was modified
     ├── BackupError                 carries .phase
     ├── RestoreError                carries .phase
     └── VerificationFailed          carries .checks
@@ -110,6 +111,10 @@ class StorageUnreachable(StorageError):
 
 class StorageAuthError(StorageError):
     """The object store rejected the credentials."""
+
+
+class ManifestError(DrillError):
+    """A backup set's manifest cannot be read, or contradicts itself."""
 
 
 class _PhasedError(DrillError):

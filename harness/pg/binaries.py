@@ -15,6 +15,9 @@ from pathlib import Path
 
 from harness.errors import ConfigError, ToolError, ToolNotFound
 from harness.proc import run
+from harness.redact import get_logger
+
+log = get_logger(__name__)
 
 SERVER_TOOLS = ("initdb", "pg_ctl", "postgres")
 CLIENT_TOOLS = ("psql", "pg_dump", "pg_restore", "pg_dumpall")
@@ -160,3 +163,31 @@ def find_binaries(*, bindir: Path | None = None, major: int | None = None) -> Pg
 def _numeric_key(path: Path) -> tuple[int, str]:
     digits = re.findall(r"\d+", str(path))
     return (int(digits[0]) if digits else 0, str(path))
+
+
+def client_tools_for(server_major: int) -> PgBinaries:
+    """Client tools of the server's major version, else the newest newer ones.
+
+    pg_dump reads older servers, but a dump made by newer tools can carry settings an older
+    server rejects; the chosen pair is logged so reports say which tools were used.
+
+    Raises:
+        ConfigError: only tools older than the server exist here.
+
+    """
+    try:
+        return find_binaries(major=server_major)
+    except ToolError:
+        newer = [b for b in available() if b.major > server_major]
+        if not newer:
+            raise ConfigError(
+                f"no PostgreSQL client tools of version {server_major} or newer found; "
+                f"install PostgreSQL {server_major} client tools"
+            ) from None
+        chosen = max(newer, key=lambda b: b.major)
+        log.warning(
+            "no PostgreSQL %d client tools here; using %s (newer tools read older servers)",
+            server_major,
+            chosen.describe(),
+        )
+        return chosen

@@ -30,7 +30,12 @@ class DumpResult:
 
 
 def pg_dump_argv(
-    binaries: PgBinaries, out: Path, *, fmt: str = "custom", jobs: int = 1
+    binaries: PgBinaries,
+    out: Path,
+    *,
+    fmt: str = "custom",
+    jobs: int = 1,
+    snapshot: str | None = None,
 ) -> list[str]:
     """Build the ``pg_dump`` command for a whole database.
 
@@ -39,6 +44,7 @@ def pg_dump_argv(
         out: the dump file (custom format) or directory (directory format).
         fmt: ``custom`` or ``directory``.
         jobs: parallel jobs (directory format only).
+        snapshot: an exported snapshot to dump (so the caller's reads match the dump).
 
     """
     argv = [str(binaries.tool("pg_dump")), f"--format={fmt}", f"--file={out}", "--no-password"]
@@ -60,7 +66,13 @@ def pg_restore_argv(binaries: PgBinaries, dump: Path, *, dbname: str, jobs: int 
 
 
 def dump_database(
-    binaries: PgBinaries, target: PgTarget, out: Path, *, fmt: str = "custom", jobs: int = 1
+    binaries: PgBinaries,
+    target: PgTarget,
+    out: Path,
+    *,
+    fmt: str = "custom",
+    jobs: int = 1,
+    snapshot: str | None = None,
 ) -> DumpResult:
     """Dump ``target``'s database to ``out``.
 

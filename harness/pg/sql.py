@@ -6,6 +6,7 @@ SQL is composed with :mod:`psycopg.sql` only: ``Identifier`` for names, paramete
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import Connection, OperationalError, sql
@@ -17,7 +18,7 @@ from harness.redact import get_logger, redact
 log = get_logger(__name__)
 
 
-def connect(target: PgTarget, *, autocommit: bool = False) -> Connection[tuple[object, ...]]:
+def connect(target: PgTarget, *, autocommit: bool = False) -> Connection[tuple[Any, ...]]:
     """Open a connection to ``target``.
 
     Raises:
@@ -97,7 +98,7 @@ def count_rows(target: PgTarget, schema: str, table: str) -> int:
     query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
     with connect(target) as conn:
         row = conn.execute(query).fetchone()
-    return int(str(row[0])) if row else 0
+    return int(row[0]) if row else 0
 
 
 def run_sql_file(target: PgTarget, path: Path) -> None:

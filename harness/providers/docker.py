@@ -14,11 +14,10 @@ from typing import Any
 
 from harness.config import DrillConfig, PgTarget, S3Target
 from harness.errors import ProviderUnavailable
-from harness.pg.binaries import PgBinaries
+from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.server import ServerSettings
 from harness.pg.sql import server_version
 from harness.providers.base import Fact, PgServer
-from harness.providers.external import client_tools_for
 from harness.redact import get_logger, register_secret
 
 log = get_logger(__name__)

@@ -11,8 +11,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.config import DrillConfig, PgTarget, S3Target
-from harness.errors import ConfigError, DrillError
-from harness.pg.binaries import PgBinaries, available, find_binaries
+from harness.errors import ConfigError
+from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.server import ServerSettings
 from harness.pg.sql import server_version
 from harness.providers.base import Fact, PgServer
@@ -121,34 +121,6 @@ class ExternalProvider:
 
     def close(self, *, keep: bool = False) -> None:
         """Nothing of ours runs."""
-
-
-def client_tools_for(server_major: int) -> PgBinaries:
-    """Client tools of the server's major version, else the newest newer ones.
-
-    pg_dump reads older servers, but a dump made by newer tools can carry settings an older
-    server rejects; the chosen pair is logged so reports say which tools were used.
-
-    Raises:
-        ConfigError: only tools older than the server exist here.
-
-    """
-    try:
-        return find_binaries(major=server_major)
-    except DrillError:
-        newer = [b for b in available() if b.major > server_major]
-        if not newer:
-            raise ConfigError(
-                f"no PostgreSQL client tools of version {server_major} or newer found; "
-                f"install PostgreSQL {server_major} client tools"
-            ) from None
-        chosen = max(newer, key=lambda b: b.major)
-        log.warning(
-            "no PostgreSQL %d client tools here; using %s (newer tools read older servers)",
-            server_major,
-            chosen.describe(),
-        )
-        return chosen
 
 
 def external_s3_target(config: DrillConfig) -> S3Target:
