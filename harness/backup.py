@@ -27,7 +27,7 @@ from harness.backup_set import (
     publish,
 )
 from harness.config import PgTarget
-from harness.errors import BackupError, DrillError
+from harness.errors import BackupError, ConnectError, DrillError
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.dump import dump_database
 from harness.pg.globals import read_globals, render_sql
@@ -144,8 +144,8 @@ def take_backup(
         )
         phase = "publish"
         publish(staging, manifest, location)
-    except BackupError:
-        raise
+    except (BackupError, ConnectError):
+        raise  # already says what failed; a refused login is bad input, not a failed step
     except DrillError as exc:
         raise BackupError(str(exc), phase=phase) from exc
     finally:

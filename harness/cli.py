@@ -119,16 +119,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``drill``; return the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    # A handler of our own for this call (not basicConfig): main() may run in-process many
+    # times, each with its own stderr.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("harness")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     commands = {"doctor": _doctor, "backup": _backup, "check": _check, "restore": _restore}
     try:
         return commands[args.command](args)
     except DrillError as exc:
         print(f"drill: error: {redact(str(exc))}", file=sys.stderr)
         return exit_code(exc)
+    finally:
+        logger.removeHandler(handler)
 
 
 def exit_code(exc: DrillError) -> int:
@@ -186,7 +191,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _restore(args: argparse.Namespace) -> int:
-    target = _target(args, destructive=args.clean)
+    # --clean and --table are the user's own instruction to replace data in this target.
+    target = _target(args, destructive=args.clean or bool(args.table))
     with tempfile.TemporaryDirectory(prefix="drill-restore-") as tmp:
         location = _location(args, args.source)
         if args.table:

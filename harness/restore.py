@@ -310,19 +310,9 @@ def _swap_into_place(target: PgTarget, scratch: str, *, replace: bool) -> None:
 
 
 def _database_settings(target: PgTarget, snapshot: Globals) -> list[str]:
+    """Owner, settings, role-in-database settings and grants of the database now in place."""
     try:
-        return converge(
-            target,
-            Globals(
-                roles=(),
-                memberships=(),
-                database_owner=snapshot.database_owner,
-                database_settings=snapshot.database_settings,
-                database_grants=snapshot.database_grants,
-                database_comment=snapshot.database_comment,
-            ),
-            dbname=target.dbname,
-        )
+        return converge(target, snapshot, dbname=target.dbname)  # roles already converged
     except RestoreError as exc:
         raise RestoreError(
             f"the database was restored, but {exc}", phase="database settings"

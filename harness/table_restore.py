@@ -177,8 +177,11 @@ def _apply(
         dependents = [
             f"{r[0]} ({r[1]})"
             for r in conn.execute(
-                "SELECT conrelid::regclass::text, conname FROM pg_constraint WHERE contype = 'f' "
-                "AND confrelid = %s::regclass AND conrelid <> confrelid ORDER BY 1",
+                "SELECT n.nspname || '.' || c.relname, k.conname FROM pg_constraint k "
+                "JOIN pg_class c ON c.oid = k.conrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE k.contype = 'f' AND k.confrelid = %s::regclass "
+                "AND k.conrelid <> k.confrelid ORDER BY 1",
                 (regclass,),
             ).fetchall()
         ]

@@ -158,7 +158,8 @@ def read_globals(conn: Connection[Any]) -> Globals:
                 name=name,
                 attributes=attrs,
                 connection_limit=int(row[-2]),
-                valid_until=row[-1],
+                # 'infinity' and NULL both mean "never expires"; ALTER ROLE writes only 'infinity'.
+                valid_until=None if row[-1] in (None, "infinity") else str(row[-1]),
                 settings=tuple(settings.get((name, False), ())),
                 db_settings=tuple(settings.get((name, True), ())),
             )

@@ -1,0 +1,73 @@
+"""The application database every backup/restore test uses, and how to compare two."""
+
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
+
+
+def load_app(server, dbname="app"):
+    """Create ``dbname`` on ``server`` and load the every-object-kind fixture into it."""
+    from psycopg import sql
+
+    from harness.pg.sql import connect, create_database, run_sql_file
+
+    app = server.target(dbname)
+    create_database(app, dbname)
+    run_sql_file(app, FIXTURES / "supabase_roles.sql")
+    run_sql_file(app, FIXTURES / "every_object.sql")
+    with connect(app, autocommit=True) as conn:
+        db = sql.Identifier(dbname)
+        conn.execute(sql.SQL("ALTER DATABASE {} SET app.environment = 'production'").format(db))
+        conn.execute(
+            sql.SQL("ALTER ROLE anon IN DATABASE {} SET statement_timeout = '5s'").format(db)
+        )
+        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS 'lesson booking'").format(db))
+    return app
+
+
+def state_of(server, dbname="app"):
+    """Schema (pg_dump --schema-only), roles, and per-table row count and content hash."""
+    from psycopg import sql
+
+    from harness.pg.globals import export_globals
+    from harness.pg.sql import connect
+    from harness.proc import run
+
+    target = server.target(dbname)
+    schema = run(
+        [server.binaries.tool("pg_dump"), "--schema-only"], timeout=120, env=target.libpq_env()
+    ).stdout
+    schema = "\n".join(
+        line
+        for line in schema.splitlines()
+        if not line.startswith(("-- Dumped", "\\restrict", "\\unrestrict"))
+    )
+    tables = {}
+    with connect(target) as conn:
+        names = conn.execute(
+            "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
+            "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN "
+            "('pg_catalog', 'information_schema') ORDER BY 1, 2"
+        ).fetchall()
+        for nsp, rel in names:
+            tables[f"{nsp}.{rel}"] = conn.execute(
+                sql.SQL(
+                    "SELECT count(*), "
+                    "md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) FROM {} x"
+                ).format(sql.Identifier(nsp, rel))
+            ).fetchone()
+        settings = conn.execute(
+            "SELECT coalesce(r.rolname, ''), s.setconfig FROM pg_db_role_setting s "
+            "LEFT JOIN pg_roles r ON r.oid = s.setrole JOIN pg_database d "
+            "ON d.oid = s.setdatabase WHERE d.datname = current_database() ORDER BY 1"
+        ).fetchall()
+    globals_ = export_globals(target)
+    roles = {r.name: r for r in globals_.roles if r.name != "postgres"}
+    return {
+        "schema": schema,
+        "tables": tables,
+        "roles": roles,
+        "memberships": set(globals_.memberships),
+        "db_settings": settings,
+        "db_comment": globals_.database_comment,
+    }
