@@ -1,53 +1,44 @@
-"""Smoke drill: dump to the object store, lose the database, restore, count the rows.
+"""Smoke drill: back up to the object store, lose the database, restore the set, compare.
 
-It proves the pieces fit (server, object store, client tools); the scenario drills replace it.
+It proves the pieces fit (servers, object store, backup set, ordered restore); the scenario
+drills replace it.
 """
-
-from pathlib import Path
 
 import pytest
 
 from harness import (
     count_rows,
     create_database,
-    database_exists,
     drop_database,
-    dump_database,
-    restore_dump,
+    parse_location,
+    restore_set,
     run_sql_file,
-    sha256_file,
+    take_backup,
 )
 
 pytestmark = pytest.mark.drill
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
-
-@pytest.mark.parametrize("fmt", ["custom"], ids=["pg_dump-custom"])
+@pytest.mark.parametrize("fmt", ["custom", "directory"], ids=["pg_dump-custom", "pg_dump-dir"])
 def test_database_lost_and_restored_from_object_store(
-    pg_source, object_store, drill_workdir, drill_record, fmt
+    pg_source, pg_restore_target, object_store, drill_workdir, drill_record, drill_fixtures, fmt
 ):
     app = pg_source.target("app")
     create_database(app, "app")
-    run_sql_file(app, FIXTURES / "smoke.sql")
+    run_sql_file(app, drill_fixtures / "smoke.sql")
     rows_before = count_rows(app, "public", "items")
 
-    dump = dump_database(pg_source.binaries, app, drill_workdir / "app.dump", fmt=fmt)
-    object_store.put_file("smoke/app.dump", dump.path)
-    digest = sha256_file(dump.path)
+    location = parse_location(f"s3://{object_store.bucket}/smoke", s3=object_store.target)
+    backup = take_backup(app, location, fmt=fmt, jobs=2)
+    drop_database(app, "app")  # the disaster
 
-    drop_database(app, "app")
-    assert not database_exists(app, "app")
+    restored = restore_set(location, pg_restore_target.target("app"), workdir=drill_workdir)
+    rows_after = count_rows(pg_restore_target.target("app"), "public", "items")
 
-    fetched = drill_workdir / "fetched.dump"
-    object_store.get_file("smoke/app.dump", fetched)
-    assert sha256_file(fetched) == digest, "the object store returned different bytes"
-    create_database(app, "app")
-    restore_dump(pg_source.binaries, app, fetched)
-
-    rows_after = count_rows(app, "public", "items")
-    drill_record.add("dump", f"{dump.tool}, {dump.size} bytes, sha256 {digest}")
-    drill_record.add("object store", object_store.location)
+    drill_record.add("backup set", f"{location.uri} ({len(backup.manifest.artifacts)} artifacts)")
+    drill_record.add("backup seconds", f"{backup.seconds:.2f}")
+    drill_record.add("restore seconds", f"{restored.seconds:.2f}")
     drill_record.add("rows before / after", f"{rows_before} / {rows_after}")
     assert rows_before == 1000
     assert rows_after == rows_before
+    assert all(check.ok for check in restored.checks)

@@ -3,6 +3,9 @@
 The public surface drills and users may rely on is what ``__all__`` lists.
 """
 
+from harness.backup import BackupResult, take_backup
+from harness.backup_set import Location, Manifest, parse_location
+from harness.checks import CheckResult
 from harness.config import DrillConfig, KeepPolicy, PgTarget, RecoveryTargets, S3Target
 from harness.errors import (
     BackupError,
@@ -38,13 +41,18 @@ from harness.pg.sql import (
     server_version,
 )
 from harness.providers import PgServer, Provider, make_provider
+from harness.restore import RestorePlan, RestoreResult, restore_set
+from harness.set_check import SetCheck, check_set
 from harness.storage.base import ObjectInfo, ObjectStore
 from harness.storage.local import LocalObjectStore
 from harness.storage.s3 import S3ObjectStore, check_endpoint
+from harness.table_restore import TableRestoreResult, restore_table
 from harness.verify_files import sha256_file
 
 __all__ = [
     "BackupError",
+    "BackupResult",
+    "CheckResult",
     "ClusterTemplate",
     "ConfigError",
     "ConnectError",
@@ -53,6 +61,8 @@ __all__ = [
     "DumpResult",
     "KeepPolicy",
     "LocalObjectStore",
+    "Location",
+    "Manifest",
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",
@@ -63,14 +73,18 @@ __all__ = [
     "ProviderUnavailable",
     "RecoveryTargets",
     "RestoreError",
+    "RestorePlan",
+    "RestoreResult",
     "S3ObjectStore",
     "S3Target",
     "ServerError",
     "ServerSettings",
     "ServerStartError",
+    "SetCheck",
     "StorageAuthError",
     "StorageError",
     "StorageUnreachable",
+    "TableRestoreResult",
     "ThrowawayServer",
     "ToolError",
     "ToolFailed",
@@ -80,6 +94,7 @@ __all__ = [
     "VerificationFailed",
     "WaitTimeout",
     "check_endpoint",
+    "check_set",
     "connect",
     "count_rows",
     "create_database",
@@ -88,8 +103,12 @@ __all__ = [
     "dump_database",
     "find_binaries",
     "make_provider",
+    "parse_location",
     "restore_dump",
+    "restore_set",
+    "restore_table",
     "run_sql_file",
     "server_version",
     "sha256_file",
+    "take_backup",
 ]

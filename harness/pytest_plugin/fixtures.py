@@ -160,6 +160,12 @@ def object_store(object_store_factory: ObjectStoreFactory) -> S3ObjectStore:
     return object_store_factory()
 
 
+@pytest.fixture(scope="session")
+def drill_fixtures(pytestconfig: pytest.Config) -> Path:
+    """The project's ``fixtures/`` directory (SQL seeds and data sets)."""
+    return pytestconfig.rootpath / "fixtures"
+
+
 @pytest.fixture
 def drill_workdir(tmp_path: Path) -> Path:
     """Scratch space for dumps and downloads (pytest keeps recent ones)."""

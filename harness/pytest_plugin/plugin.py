@@ -10,6 +10,7 @@ from harness.errors import ConfigError
 from harness.pytest_plugin import report
 from harness.pytest_plugin.fixtures import (
     drill_config,
+    drill_fixtures,
     drill_provider,
     drill_record,
     drill_workdir,
@@ -25,6 +26,7 @@ from harness.pytest_plugin.report import pytest_runtest_makereport
 
 __all__ = [
     "drill_config",
+    "drill_fixtures",
     "drill_provider",
     "drill_record",
     "drill_workdir",
