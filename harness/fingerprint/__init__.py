@@ -1,0 +1,1 @@
+"""Fingerprints of a database (data and catalog), their comparison, and RLS behaviour."""
