@@ -29,6 +29,7 @@ from harness.backup_set import (
 )
 from harness.config import PgTarget
 from harness.errors import BackupError, ConnectError, DrillError
+from harness.fingerprint.compare import read_fingerprint
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.dump import dump_database
 from harness.pg.globals import read_globals, render_sql
@@ -68,6 +69,7 @@ def take_backup(
     fmt: str = "custom",
     jobs: int = 1,
     section_sql: bool = True,
+    with_fingerprint: bool = True,
     workdir: Path | None = None,
 ) -> BackupResult:
     """Back up ``target``'s database to ``location``.
@@ -80,6 +82,8 @@ def take_backup(
         fmt: ``custom`` (one file) or ``directory`` (parallel dump with ``jobs``).
         jobs: parallel dump jobs (directory format).
         section_sql: also write per-section human-readable SQL.
+        with_fingerprint: also store the data and catalog fingerprint, read in the dump's
+            snapshot, so a restore can be verified against it.
         workdir: where to stage the set (default: beside a local destination, else /tmp).
 
     Raises:
@@ -126,6 +130,8 @@ def take_backup(
                     tables, sequences = _contents(conn)
                     phase = "globals"
                     snapshot = read_globals(conn)
+                    phase = "fingerprint"
+                    fingerprint = read_fingerprint(conn) if with_fingerprint else None
                 finally:
                     phase = "dump"
                     result = dumping.result()
@@ -138,6 +144,9 @@ def take_backup(
             "globals/roles.sql": "globals-sql",
             dump_path.relative_to(staging).as_posix(): f"dump-{fmt}",
         }
+        if fingerprint is not None:
+            (staging / "fingerprint.json").write_text(fingerprint.to_json())
+            files["fingerprint.json"] = "fingerprint"
         if section_sql:
             phase = "section sql"
             files.update(_write_sections(tools, dump_path, staging))

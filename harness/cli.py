@@ -17,7 +17,7 @@ from pathlib import Path
 from harness import doctor
 from harness.backup import take_backup
 from harness.backup_set import Location, parse_location
-from harness.checks import render
+from harness.checks import CheckResult, render
 from harness.config import OPTIONS_BY_NAME, DrillConfig, OptionSpec, PgTarget
 from harness.errors import (
     BackupError,
@@ -26,7 +26,11 @@ from harness.errors import (
     DrillError,
     ObjectNotFound,
     RestoreError,
+    VerificationFailed,
 )
+from harness.fingerprint.compare import Fingerprint, compare, take_fingerprint
+from harness.fingerprint.locate import locate_differences
+from harness.fingerprint.rls import compare_behaviour, rls_behaviour
 from harness.providers.external import external_s3_target
 from harness.redact import redact
 from harness.restore import INPUT_PHASES, restore_set
@@ -97,6 +101,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --table: insert only rows whose primary key is absent",
     )
     _s3_options(restore)
+
+    fingerprint = sub.add_parser("fingerprint", help="print a database's fingerprint")
+    _dsn_option(fingerprint)
+    fingerprint.add_argument("--json", action="store_true", help="the whole fingerprint as JSON")
+
+    verify = sub.add_parser("verify", help="compare a database with another or with a set")
+    _dsn_option(verify)
+    against = verify.add_mutually_exclusive_group(required=True)
+    against.add_argument("--against-dsn", help="the reference database (or DRILL_AGAINST_DSN)")
+    against.add_argument("--against", metavar="SOURCE", help="a backup set (its fingerprint)")
+    verify.add_argument("--tables", help="compare only these schema.table names (comma list)")
+    verify.add_argument(
+        "--rls",
+        action="store_true",
+        help="also compare RLS behaviour (with --against-dsn; read-only probes)",
+    )
+    verify.add_argument(
+        "--locate",
+        action="store_true",
+        help="find the differing rows of differing tables (with --against-dsn)",
+    )
+    _s3_options(verify)
     return parser
 
 
@@ -126,7 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger = logging.getLogger("harness")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    commands = {"doctor": _doctor, "backup": _backup, "check": _check, "restore": _restore}
+    commands = {
+        "doctor": _doctor,
+        "backup": _backup,
+        "check": _check,
+        "restore": _restore,
+        "fingerprint": _fingerprint,
+        "verify": _verify,
+    }
     try:
         return commands[args.command](args)
     except DrillError as exc:
@@ -226,6 +259,65 @@ def _restore(args: argparse.Namespace) -> int:
         print(render(result.checks))
         print(f"restored into {result.plan.target} in {result.seconds:.1f} s")
     return EXIT_OK
+
+
+def _fingerprint(args: argparse.Namespace) -> int:
+    fingerprint = take_fingerprint(_target(args))
+    if args.json:
+        print(fingerprint.to_json())
+        return EXIT_OK
+    print(f"PostgreSQL {fingerprint.server_version}")
+    for table in fingerprint.data.tables:
+        print(f"data    {table.qualified:<40} {table.rows:>10} rows  digest {table.digest}")
+    for name, rows in sorted(fingerprint.catalog.sections.items()):
+        print(f"catalog {name:<40} {len(rows):>10} objects")
+    return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    target = _target(args)
+    tables = {t.strip() for t in args.tables.split(",")} if args.tables else None
+    reference_target = None
+    if args.against:
+        with tempfile.TemporaryDirectory(prefix="drill-verify-") as tmp:
+            checked = check_set(_location(args, args.against), workdir=Path(tmp))
+            if not checked.ok or checked.manifest is None:
+                print(render(checked.results))
+                raise VerificationFailed("the backup set failed its checks", checks=checked.results)
+            path = checked.root / checked.manifest.artifact("fingerprint").path
+            expected = Fingerprint.from_json(path.read_text())
+    else:
+        dsn = args.against_dsn or os.environ.get("DRILL_AGAINST_DSN")
+        if not dsn:
+            raise ConfigError("no reference database: pass --against-dsn or set DRILL_AGAINST_DSN")
+        reference_target = PgTarget.from_dsn(dsn)
+        expected = take_fingerprint(reference_target)
+    comparison = compare(expected, take_fingerprint(target), tables=tables)
+    checks = list(comparison.checks)
+    diff = comparison.diff
+    if args.rls and reference_target is not None:
+        same, rls_diff = compare_behaviour(rls_behaviour(reference_target), rls_behaviour(target))
+        checks.append(
+            CheckResult(
+                "rls behaviour",
+                ok=same,
+                critical=True,
+                detail="identical" if same else "differs (see diff)",
+            )
+        )
+        diff = "\n".join(filter(None, [diff, rls_diff]))
+    print(render(checks))
+    if diff:
+        print("\n--- differences ---\n" + diff)
+    if args.locate and reference_target is not None:
+        for check in checks:
+            if check.name.startswith("data ") and not check.ok and check.critical:
+                table = check.name.removeprefix("data ")
+                if expected.data.get(table) is not None:
+                    print(locate_differences(reference_target, target, table).render())
+    failed = [c for c in checks if c.critical and not c.ok]
+    print("equal" if not failed else f"DIFFERENT: {len(failed)} checks failed")
+    return EXIT_OK if not failed else EXIT_FAILED
 
 
 def _config_from(args: argparse.Namespace) -> DrillConfig:

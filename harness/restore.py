@@ -22,6 +22,7 @@ from harness.backup_set import Location, Manifest
 from harness.checks import CheckResult, failures, render
 from harness.config import PgTarget
 from harness.errors import DrillError, RestoreError, VerificationFailed
+from harness.fingerprint.compare import Fingerprint, compare, take_fingerprint
 from harness.pg.binaries import PgBinaries, client_tools_for, find_binaries
 from harness.pg.globals import Globals, converge, read_globals
 from harness.pg.sql import connect, database_exists, require_destructive
@@ -150,19 +151,24 @@ def restore_set(
         ):
             say(f"step {section}: {label}")
             _pg_restore(tools, staged, dump, section=section, jobs=jobs)
+        # Owner, settings, grants and comment belong to the database's oid: applied now,
+        # they survive the rename and are part of what is verified.
+        actions += _database_settings(staged, snapshot)
         say("verifying row counts and sequence values against the manifest")
         results = verify_against_manifest(staged, manifest)
+        if "fingerprint" in {a.kind for a in manifest.artifacts}:
+            say("verifying data and catalog against the backup's fingerprint")
+            results += _verify_fingerprint(checked.root, manifest, staged)
         bad = failures(results)
         if bad:
             raise VerificationFailed(
-                f"the restored database does not match the manifest:\n{render(bad)}", checks=results
+                f"the restored database does not match the backup:\n{render(bad)}", checks=results
             )
         say(f"putting the restored database in place as {target.dbname}")
         _swap_into_place(target, scratch, replace=plan.target_exists)
     except BaseException:
         _drop_scratch(target, scratch)
         raise
-    actions += _database_settings(target, snapshot)
     seconds = time.monotonic() - started
     say(f"restored {target.display()} in {seconds:.1f} s")
     return RestoreResult(
@@ -309,8 +315,29 @@ def _swap_into_place(target: PgTarget, scratch: str, *, replace: bool) -> None:
         )
 
 
+def _verify_fingerprint(
+    root: Path, manifest: Manifest, staged: PgTarget
+) -> tuple[CheckResult, ...]:
+    expected = Fingerprint.from_json((root / manifest.artifact("fingerprint").path).read_text())
+    actual = take_fingerprint(staged)
+    same_major = expected.server_version.split(".")[0] == actual.server_version.split(".")[0]
+    comparison = compare(expected, actual, catalog=same_major)
+    checks = comparison.checks
+    if not same_major:
+        checks += (
+            CheckResult(
+                "catalog",
+                ok=False,
+                critical=False,
+                detail=f"not compared: the backup is from PostgreSQL {expected.server_version}, "
+                f"this server runs {actual.server_version} (definitions deparse differently)",
+            ),
+        )
+    return checks
+
+
 def _database_settings(target: PgTarget, snapshot: Globals) -> list[str]:
-    """Owner, settings, role-in-database settings and grants of the database now in place."""
+    """Owner, settings, role-in-database settings and grants of the restored database."""
     try:
         return converge(target, snapshot, dbname=target.dbname)  # roles already converged
     except RestoreError as exc:

@@ -154,7 +154,8 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "SELECT n.nspname || '.' || c.relname || '.' || p.polname, concat_ws(' | ', "
             "'command=' || p.polcmd::text, CASE WHEN p.polpermissive THEN 'permissive' "
             "ELSE 'restrictive' END, 'roles=' || (SELECT string_agg(CASE WHEN r = 0 THEN "
-            "'public' ELSE pg_get_userbyid(r) END, ',' ORDER BY 1) FROM unnest(p.polroles) r), "
+            "'public' ELSE pg_get_userbyid(r) END, ',' ORDER BY CASE WHEN r = 0 THEN 'public' "
+            "ELSE pg_get_userbyid(r) END) FROM unnest(p.polroles) r), "
             "'using=' || pg_get_expr(p.polqual, p.polrelid), "
             "'with check=' || pg_get_expr(p.polwithcheck, p.polrelid), "
             "'comment=' || obj_description(p.oid, 'pg_policy')) FROM pg_policy p "
@@ -170,7 +171,8 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "'all tables=' || p.puballtables, 'insert=' || p.pubinsert, 'update=' || "
             "p.pubupdate, 'delete=' || p.pubdelete, 'truncate=' || p.pubtruncate, "
             "'tables=' || coalesce((SELECT string_agg(t.schemaname || '.' || t.tablename, ',' "
-            "ORDER BY 1) FROM pg_publication_tables t WHERE t.pubname = p.pubname), '')) "
+            "ORDER BY t.schemaname, t.tablename) FROM pg_publication_tables t "
+            "WHERE t.pubname = p.pubname), '')) "
             "FROM pg_publication p"
         ),
     }

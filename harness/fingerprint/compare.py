@@ -124,10 +124,10 @@ def compare(
     if catalog:
         names = sorted(set(expected.catalog.sections) | set(actual.catalog.sections))
         for name in names:
-            check, lines = _compare_section(
+            section_checks, lines = _compare_section(
                 name, expected.catalog.section(name), actual.catalog.section(name)
             )
-            checks.append(check)
+            checks += section_checks
             diff_lines += lines
     return Comparison(checks=tuple(checks), diff="\n".join(diff_lines))
 
@@ -191,11 +191,27 @@ def compare_data(
     return checks
 
 
+# Cluster-wide sections: a restore target may hold roles of its own (other databases,
+# the platform's): extra ones there are worth a warning, not a failure.
+EXTRAS_TOLERATED = frozenset({"roles", "memberships"})
+
+
 def _compare_section(
     name: str, expected: dict[str, str], actual: dict[str, str]
-) -> tuple[CheckResult, list[str]]:
+) -> tuple[list[CheckResult], list[str]]:
     missing = sorted(set(expected) - set(actual))
     extra = sorted(set(actual) - set(expected))
+    notes: list[CheckResult] = []
+    if name in EXTRAS_TOLERATED and extra:
+        notes.append(
+            CheckResult(
+                f"catalog {name} (extra)",
+                ok=False,
+                critical=False,
+                detail=f"present only on this server: {', '.join(extra)}",
+            )
+        )
+        extra = []
     changed = sorted(k for k in set(expected) & set(actual) if expected[k] != actual[k])
     lines: list[str] = []
     for key in missing:
@@ -211,9 +227,10 @@ def _compare_section(
             if not line.startswith(("---", "+++"))
         ]
     if not (missing or extra or changed):
-        return CheckResult(
+        same = CheckResult(
             f"catalog {name}", ok=True, critical=True, detail=f"{len(expected)} objects identical"
-        ), lines
+        )
+        return [same, *notes], lines
     parts = []
     for label, keys in (("missing", missing), ("extra", extra), ("changed", changed)):
         if keys:
@@ -221,4 +238,7 @@ def _compare_section(
                 f" (+{len(keys) - _SHOWN} more)" if len(keys) > _SHOWN else ""
             )
             parts.append(f"{label}: {shown}")
-    return CheckResult(f"catalog {name}", ok=False, critical=True, detail="; ".join(parts)), lines
+    return [
+        CheckResult(f"catalog {name}", ok=False, critical=True, detail="; ".join(parts)),
+        *notes,
+    ], lines
