@@ -98,7 +98,12 @@ def row_hash(conn: Connection[Any], schema: str, name: str, *, alias: str = "t")
         parts.append(sql.SQL("coalesce({}, {})").format(expr, sql.SQL(_NULL)))
     if not parts:
         return sql.Composed([sql.SQL("0::int8")])
-    return sql.SQL("hash_array_extended(ARRAY[{}]::int8[], 0)").format(sql.SQL(", ").join(parts))
+    # hash_array_extended is linear in its elements (31 * h + x): summed over rows, values
+    # swapped between two rows would cancel out. Hashing its result once more mixes the
+    # columns non-linearly, so the per-table sum is a sound multiset hash.
+    return sql.SQL("hashint8extended(hash_array_extended(ARRAY[{}]::int8[], 0), 0)").format(
+        sql.SQL(", ").join(parts)
+    )
 
 
 def primary_key(conn: Connection[Any], schema: str, name: str) -> tuple[str, ...]:

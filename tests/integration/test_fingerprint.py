@@ -1,0 +1,240 @@
+"""Mutation tests: every kind of change is detected, and unchanged databases compare equal."""
+
+import struct
+
+import pytest
+from appdb import load_app
+
+from harness.fingerprint.compare import Fingerprint, compare, take_fingerprint
+from harness.fingerprint.locate import SMALL, locate_differences
+from harness.fingerprint.rls import compare_behaviour, rls_behaviour
+from harness.pg.sql import connect
+
+
+@pytest.fixture
+def app(pg_server_factory):
+    server = pg_server_factory("fp")
+    load_app(server)
+    return server.target("app")
+
+
+def _run(target, *statements, params=None):
+    with connect(target, autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement, params)
+
+
+def _next_float32(value):
+    bits = struct.unpack(">I", struct.pack(">f", value))[0]
+    return struct.unpack(">f", struct.pack(">I", bits + 1))[0]
+
+
+def _float_last_bit(target):
+    with connect(target) as conn:
+        ms = conn.execute(
+            "SELECT ms FROM public.page_views WHERE path = '/p/5' ORDER BY viewed_at LIMIT 1"
+        ).fetchone()[0]
+    _run(
+        target,
+        "UPDATE public.page_views SET ms = %s::real WHERE path = '/p/5' AND "
+        "viewed_at = (SELECT min(viewed_at) FROM public.page_views WHERE path = '/p/5')",
+        params=(repr(_next_float32(ms)),),
+    )
+
+
+MUTATIONS = {
+    "changed-value": (
+        ["UPDATE public.lesson_slots SET capacity = capacity + 1 WHERE id = 7"],
+        "data public.lesson_slots",
+    ),
+    "deleted-row": (["DELETE FROM public.messages WHERE id = 42"], "data public.messages_2026h1"),
+    "extra-row": (
+        ["INSERT INTO public.page_views VALUES ('/new', '2026-05-02', 3)"],
+        "data public.page_views",
+    ),
+    "swapped-values": (
+        [
+            "UPDATE public.messages m SET body = CASE id WHEN 10 THEN "
+            "(SELECT body FROM public.messages WHERE id = 11) ELSE (SELECT body FROM "
+            "public.messages WHERE id = 10) END WHERE id IN (10, 11)"
+        ],
+        "data public.messages_2026h1",
+    ),
+    "float-last-bit": (_float_last_bit, "data public.page_views"),
+    "policy-predicate": (
+        [
+            "ALTER POLICY reservations_owner ON public.reservations "
+            "USING (student_id = auth.uid() OR status = 'pending')"
+        ],
+        "catalog policies",
+    ),
+    "force-rls-off": (
+        ["ALTER TABLE public.reservations NO FORCE ROW LEVEL SECURITY"],
+        "catalog rls",
+    ),
+    "role-loses-bypassrls": (["ALTER ROLE service_role NOBYPASSRLS"], "catalog roles"),
+    "membership-removed": (["REVOKE anon FROM authenticator"], "catalog memberships"),
+    "column-grant-revoked": (
+        ["REVOKE UPDATE (display_name) ON public.profiles FROM authenticated"],
+        "catalog columns",
+    ),
+    "default-privilege-removed": (
+        ["ALTER DEFAULT PRIVILEGES IN SCHEMA public REVOKE SELECT ON TABLES FROM service_role"],
+        "catalog default_privileges",
+    ),
+    "trigger-disabled": (
+        ["ALTER TABLE public.reservations DISABLE TRIGGER reservations_audit"],
+        "catalog triggers",
+    ),
+    "when-clause-changed": (
+        [
+            "CREATE OR REPLACE TRIGGER payments_audit AFTER UPDATE OF amount "
+            "OR DELETE ON public.payments FOR EACH ROW WHEN "
+            "(pg_trigger_depth() < 2) EXECUTE FUNCTION public.audit_trigger()"
+        ],
+        "catalog triggers",
+    ),
+    "enum-label-reordered": (
+        [
+            "ALTER TYPE public.reservation_status RENAME VALUE 'pending' TO 'tmp'",
+            "ALTER TYPE public.reservation_status RENAME VALUE 'confirmed' TO 'pending'",
+            "ALTER TYPE public.reservation_status RENAME VALUE 'tmp' TO 'confirmed'",
+        ],
+        "catalog types",
+    ),
+    "sequence-reset": (
+        ["SELECT setval('public.invoice_number_seq', 5000, false)"],
+        "catalog sequence_values",
+    ),
+    "comment-changed": (
+        ["COMMENT ON TABLE public.reservations IS 'Bookings'"],
+        "catalog relations",
+    ),
+    "function-body-changed": (
+        [
+            "CREATE OR REPLACE FUNCTION public.is_admin() RETURNS boolean "
+            "LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public "
+            "AS $$ SELECT true $$"
+        ],
+        "catalog functions",
+    ),
+    "ownership-changed": (
+        ["ALTER TABLE public.messages_2026h2 OWNER TO app_owner"],
+        "catalog relations",
+    ),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS), ids=list(MUTATIONS))
+def test_every_mutation_is_detected_by_the_right_check(app, mutation):
+    before = take_fingerprint(app)
+    change, expected_check = MUTATIONS[mutation]
+    if callable(change):
+        change(app)
+    else:
+        _run(app, *change)
+    result = compare(before, take_fingerprint(app))
+    failed = {c.name for c in result.failed()}
+    assert not result.equal
+    assert expected_check in failed, f"{mutation} was caught only by {sorted(failed)}"
+    assert result.diff
+
+
+def test_an_unchanged_database_compares_equal_through_json(app):
+    first = take_fingerprint(app)
+    rls_behaviour(app)  # write probes are rolled back and leave no trace ...
+    again = Fingerprint.from_json(take_fingerprint(app).to_json())
+    result = compare(first, again)
+    assert result.equal, result.diff  # ... sequences advanced by triggers included
+    assert len([c for c in result.checks if c.name.startswith("data ")]) == 10
+    assert any(c.name == "catalog policies" and c.ok for c in result.checks)
+
+
+def test_timezone_and_float_settings_of_the_session_do_not_matter(app):
+    first = take_fingerprint(app)
+    _run(
+        app,
+        "ALTER DATABASE app SET TimeZone = 'Asia/Tokyo'",
+        "ALTER DATABASE app SET extra_float_digits = -3",
+        "ALTER DATABASE app SET DateStyle = 'SQL, DMY'",
+    )
+    again = take_fingerprint(app)
+    data = compare(first, again, catalog=False)
+    assert data.equal, data.diff
+
+
+def test_rls_behaviour_changes_with_a_policy_and_names_who_is_affected(app):
+    before = rls_behaviour(app)
+    assert compare_behaviour(before, rls_behaviour(app)) == (True, "")
+    _run(app, "ALTER POLICY reservations_owner ON public.reservations USING (true)")
+    same, diff = compare_behaviour(before, rls_behaviour(app))
+    assert not same
+    assert "public.reservations as authenticated:" in diff
+    assert "public.lesson_slots" not in diff
+    observed = {o.key: o for o in before.observations}
+    anon = observed["public.lesson_slots as anon"]
+    assert anon.visible_rows == 120
+    assert anon.insert == "no privilege"
+    assert observed["public.payments as anon"].visible_rows is None
+    assert observed["public.payments as service_role"].delete == "allowed"
+
+
+def test_read_only_probes_on_targets_that_take_no_writes(app):
+    from dataclasses import replace
+
+    behaviour = rls_behaviour(replace(app, destructive_ok=False))
+    assert {o.insert for o in behaviour.observations} == {"not probed"}
+
+
+def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, app):
+    reference = app
+    copy = pg_server_factory("copy").target("app")
+    from harness.pg.sql import create_database
+
+    create_database(copy, "app")
+    with connect(reference) as src, connect(copy, autocommit=True) as dst:
+        dst.execute("CREATE TABLE big (id bigint PRIMARY KEY, v text, f float8)")
+        src.execute("CREATE TABLE big (id bigint PRIMARY KEY, v text, f float8)")
+        for conn in (src, dst):
+            conn.execute(
+                f"INSERT INTO big SELECT g, md5(g::text), g / 3.0 FROM "
+                f"generate_series(1, {SMALL * 8}) g"
+            )
+        src.commit()
+    _run(
+        copy,
+        "UPDATE big SET v = 'x' WHERE id IN (17, 20000)",
+        "UPDATE big SET f = f + 1e-12 WHERE id = 33333",
+        "DELETE FROM big WHERE id IN (5, 39999)",
+        "INSERT INTO big VALUES (99999999, 'new', 0)",
+    )
+    found = locate_differences(reference, copy, "public.big")
+    assert found.changed == ("17", "20000", "33333")
+    assert found.missing == ("39999", "5")  # keys as text, sorted as text
+    assert found.extra == ("99999999",)
+    assert found.rows_read < SMALL * 8 / 4, "only the differing key ranges are read"
+
+
+def test_locate_without_primary_key_compares_a_multiset(app, pg_server_factory):
+    from harness.backup import take_backup
+    from harness.backup_set import parse_location
+    from harness.restore import restore_set
+
+    copy = pg_server_factory("copy")
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        location = parse_location(str(Path(tmp) / "set"))
+        take_backup(app, location)
+        restore_set(location, copy.target("app"), workdir=Path(tmp))
+    _run(
+        copy.target("app"),
+        "DELETE FROM public.page_views WHERE path = '/dup'",
+        "INSERT INTO public.page_views VALUES ('/dup', '2026-05-01', 1.5)",
+    )
+    found = locate_differences(app, copy.target("app"), "public.page_views")
+    assert "multiset" in found.method
+    assert len(found.missing) == 1
+    assert "/dup" in found.missing[0]
+    assert found.extra == ()
