@@ -86,9 +86,9 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
     return RowDifferences(
         table=table,
         method=f"by primary key ({', '.join(key)})",
-        missing=tuple(missing),
-        extra=tuple(extra),
-        changed=tuple(changed),
+        missing=tuple(sorted(missing)),
+        extra=tuple(sorted(extra)),
+        changed=tuple(sorted(changed)),
         rows_read=read,
         full_passes=passes,
         seconds=time.monotonic() - started,
