@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = sub.add_parser("verify", help="compare a database with another or with a set")
     _dsn_option(verify)
-    against = verify.add_mutually_exclusive_group(required=True)
+    against = verify.add_mutually_exclusive_group()
     against.add_argument("--against-dsn", help="the reference database (or DRILL_AGAINST_DSN)")
     against.add_argument("--against", metavar="SOURCE", help="a backup set (its fingerprint)")
     verify.add_argument("--tables", help="compare only these schema.table names (comma list)")

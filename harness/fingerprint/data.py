@@ -90,20 +90,17 @@ def row_hash(conn: Connection[Any], schema: str, name: str, *, alias: str = "t")
         "ORDER BY a.attnum",
         (sql.Identifier(schema, name).as_string(conn),),
     ).fetchall()
-    parts = []
+    row: sql.Composable | None = None
     for column, typname in columns:
         # The templates are constants of this module; only identifiers are interpolated.
         template = _TYPE_HASH.get(str(typname), _TEXT_HASH).replace("{col}", "{c}")
         expr = sql.SQL(template).format(c=sql.Identifier(alias, column))
-        parts.append(sql.SQL("coalesce({}, {})").format(expr, sql.SQL(_NULL)))
-    if not parts:
-        return sql.Composed([sql.SQL("0::int8")])
-    # hash_array_extended is linear in its elements (31 * h + x): summed over rows, values
-    # swapped between two rows would cancel out. Hashing its result once more mixes the
-    # columns non-linearly, so the per-table sum is a sound multiset hash.
-    return sql.SQL("hashint8extended(hash_array_extended(ARRAY[{}]::int8[], 0), 0)").format(
-        sql.SQL(", ").join(parts)
-    )
+        value = sql.SQL("coalesce({}, {})").format(expr, sql.SQL(_NULL))
+        # Each column's hash seeds the next: a non-linear chain, so that summing row hashes
+        # per table cannot cancel out values swapped between rows (a linear combination,
+        # like hash_array_extended's 31 * h + x, would).
+        row = value if row is None else sql.SQL("hashint8extended({}, {})").format(value, row)
+    return sql.Composed([row if row is not None else sql.SQL("0::int8")])
 
 
 def primary_key(conn: Connection[Any], schema: str, name: str) -> tuple[str, ...]:

@@ -10,6 +10,7 @@ hashes, and the differing rows are shown by content.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,17 +68,15 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
             missing, extra, changed, read = _compare_rows(ref, cur, schema, name, key, None)
             passes = 1
         else:
-            bounds = _boundaries(ref, schema, name, key[0], rows)
-            a, b = (
-                _buckets(ref, schema, name, key[0], bounds),
-                _buckets(cur, schema, name, key[0], bounds),
-            )
+            buckets = _bucketing(ref, schema, name, key[0])
+            # One grouped pass per side, both sides at once (two servers, or two backends).
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                sides = [pool.submit(_buckets, conn, schema, name, buckets) for conn in (ref, cur)]
+                a, b = (side.result() for side in sides)
             differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
             missing, extra, changed, read = [], [], [], 0
             for bucket in differing:
-                m, e, c, n = _compare_rows(
-                    ref, cur, schema, name, key, _range(key[0], bounds, bucket)
-                )
+                m, e, c, n = _compare_rows(ref, cur, schema, name, key, buckets.where(bucket))
                 missing += m
                 extra += e
                 changed += c
@@ -102,42 +101,93 @@ def _count(conn: Connection[Any], schema: str, name: str) -> int:
     return int(row[0]) if row else 0
 
 
-def _boundaries(conn: Connection[Any], schema: str, name: str, column: str, rows: int) -> list[Any]:
-    percent = min(100.0, max(0.5, 100.0 * BUCKETS * 20 / max(rows, 1)))
+@dataclass(frozen=True)
+class _Bucketing:
+    """How key values map to buckets: equal-width integer ranges, or sampled boundaries."""
+
+    column: str
+    low: int = 0
+    width: int = 0
+    bounds: tuple[Any, ...] = ()
+
+    def expr(self) -> tuple[sql.Composed, list[Any]]:
+        col = sql.Identifier("t", self.column)
+        if self.width:
+            return (
+                sql.SQL("CASE WHEN {c} < %s THEN -1 ELSE least(({c} - %s) / %s, %s) END").format(
+                    c=col
+                ),
+                [self.low, self.low, self.width, BUCKETS],
+            )
+        return sql.SQL("width_bucket({}, %s)").format(col), [list(self.bounds)]
+
+    def where(self, bucket: int) -> tuple[sql.Composed, list[Any]]:
+        col = sql.Identifier("t", self.column)
+        if self.width:
+            start = self.low + bucket * self.width
+            if bucket < 0:
+                return sql.SQL("{} < %s").format(col), [self.low]
+            if bucket >= BUCKETS:
+                return sql.SQL("{} >= %s").format(col), [start]
+            return sql.SQL("{c} >= %s AND {c} < %s").format(c=col), [start, start + self.width]
+        if bucket == 0:
+            return sql.SQL("{} < %s").format(col), [self.bounds[0]]
+        if bucket >= len(self.bounds):
+            return sql.SQL("{} >= %s").format(col), [self.bounds[-1]]
+        return (
+            sql.SQL("{c} >= %s AND {c} < %s").format(c=col),
+            [self.bounds[bucket - 1], self.bounds[bucket]],
+        )
+
+
+def _bucketing(conn: Connection[Any], schema: str, name: str, column: str) -> _Bucketing:
+    """Integer keys: equal-width ranges between min and max (two index lookups).
+
+    Other keys: boundaries from a page sample. ``TABLESAMPLE SYSTEM`` reads whole random
+    pages; one boundary per sampled page (its smallest key) spreads the boundaries like the
+    pages, where every sampled row would bunch them into the few pages read.
+    """
+    table = sql.Identifier(schema, name)
+    col = sql.Identifier(column)
+    typname = conn.execute(
+        "SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = %s::regclass "
+        "AND attname = %s",
+        (table.as_string(conn), column),
+    ).fetchone()
+    if typname and typname[0] in ("smallint", "integer", "bigint"):
+        row = conn.execute(
+            sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(c=col, t=table)
+        ).fetchone()
+        if row and row[0] is not None:
+            low, high = int(row[0]), int(row[1])
+            return _Bucketing(column, low=low, width=max(1, -(-(high - low + 1) // BUCKETS)))
+    pages = conn.execute(
+        "SELECT greatest(relpages, 1) FROM pg_class WHERE oid = %s::regclass",
+        (table.as_string(conn),),
+    ).fetchone()
+    percent = min(100.0, 100.0 * 2 * BUCKETS / float(pages[0] if pages else 1))
     sample = [
         r[0]
         for r in conn.execute(
-            sql.SQL("SELECT DISTINCT {c} FROM {t} TABLESAMPLE SYSTEM (%s) ORDER BY 1").format(
-                c=sql.Identifier(column), t=sql.Identifier(schema, name)
-            ),
+            sql.SQL(
+                "SELECT min({c}) FROM {t} TABLESAMPLE SYSTEM (%s) "
+                "GROUP BY (ctid::text::point)[0] ORDER BY 1"
+            ).format(c=col, t=table),
             (percent,),
         ).fetchall()
     ]
     step = max(1, len(sample) // BUCKETS)
-    return sample[step::step]
+    return _Bucketing(column, bounds=tuple(sample[step::step]) or tuple(sample[:1]))
 
 
 def _buckets(
-    conn: Connection[Any], schema: str, name: str, column: str, bounds: list[Any]
+    conn: Connection[Any], schema: str, name: str, bucketing: _Bucketing
 ) -> dict[int, tuple[int, str]]:
-    query = sql.SQL(
-        "SELECT width_bucket({c}, %s), count(*), sum({h})::text FROM {t} t GROUP BY 1"
-    ).format(
-        c=sql.Identifier("t", column),
-        h=row_hash(conn, schema, name),
-        t=sql.Identifier(schema, name),
+    expr, params = bucketing.expr()
+    query = sql.SQL("SELECT {b}, count(*), sum({h})::text FROM {t} t GROUP BY 1").format(
+        b=expr, h=row_hash(conn, schema, name), t=sql.Identifier(schema, name)
     )
-    return {int(b): (int(n), str(s)) for b, n, s in conn.execute(query, (bounds,)).fetchall()}
-
-
-def _range(column: str, bounds: list[Any], bucket: int) -> tuple[sql.Composed, list[Any]]:
-    """The WHERE clause selecting ``width_bucket`` bucket ``bucket``."""
-    col = sql.Identifier("t", column)
-    if bucket == 0:
-        return sql.SQL("{} < %s").format(col), [bounds[0]]
-    if bucket >= len(bounds):
-        return sql.SQL("{} >= %s").format(col), [bounds[-1]]
-    return sql.SQL("{c} >= %s AND {c} < %s").format(c=col), [bounds[bucket - 1], bounds[bucket]]
+    return {int(b): (int(n), str(s)) for b, n, s in conn.execute(query, params).fetchall()}
 
 
 def _compare_rows(

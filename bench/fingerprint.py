@@ -1,0 +1,78 @@
+"""Benchmark: data fingerprint against SELECT count(*), and locating 10 changed rows.
+
+On ``pgbench -i -s SCALE`` (scale 10 = 1 M accounts rows): the data fingerprint's time
+divided by ``count(*)`` over the same tables (goal <= 2.0: one pass, hashing in the server),
+medians of RUNS; then 10 rows of pgbench_accounts are changed in a copy and located, with the
+time and the rows read compared to a full second fingerprint pass.
+
+    python bench/fingerprint.py [--scale 10] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from psycopg import sql
+
+from harness.config import DrillConfig
+from harness.fingerprint.data import TABLES, data_fingerprint
+from harness.fingerprint.locate import locate_differences
+from harness.pg.sql import connect, create_database
+from harness.proc import run
+from harness.providers.embedded import EmbeddedProvider
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="drill-bench-") as tmp:
+        provider = EmbeddedProvider(DrillConfig(s3_backend="moto"), base_dir=Path(tmp))
+        try:
+            server = provider.pg_server(name="bench")
+            app = server.target("app")
+            create_database(app, "app")
+            run([server.binaries.tool("pgbench"), "-i", "-s", str(args.scale), "-q"],
+                timeout=1800, env=app.libpq_env())
+            with connect(app, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+                conn.execute("CREATE DATABASE copy TEMPLATE app")
+                tables = conn.execute(TABLES).fetchall()
+                rows = conn.execute("SELECT count(*) FROM pgbench_accounts").fetchone()[0]
+            counts, prints = [], []
+            for _ in range(args.runs):
+                started = time.perf_counter()
+                with connect(app) as conn:
+                    for schema, name in tables:
+                        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                            sql.Identifier(schema, name))).fetchone()
+                counts.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                data_fingerprint(app)
+                prints.append(time.perf_counter() - started)
+            copy = server.target("copy")
+            with connect(copy, autocommit=True) as conn:
+                conn.execute("UPDATE pgbench_accounts SET abalance = abalance + 1 "
+                             "WHERE aid IN (SELECT (g * 99991) %% %s + 1 FROM "
+                             "generate_series(1, 10) g)", (rows,))
+            found = locate_differences(app, copy, "public.pgbench_accounts")
+        finally:
+            provider.close()
+    count_med, print_med = statistics.median(counts), statistics.median(prints)
+    print(f"tables: {len(tables)}, pgbench_accounts rows: {rows}")
+    print(f"count(*) of every table : median {count_med:.3f} s over {len(counts)} runs")
+    print(f"data fingerprint        : median {print_med:.3f} s over {len(prints)} runs")
+    print(f"ratio fingerprint/count : {print_med / count_med:.2f} (goal <= 2.0)")
+    print(f"locate 10 changed rows  : {found.seconds:.2f} s, found {len(found.changed)} changed, "
+          f"{found.full_passes} grouped pass per side + {found.rows_read} rows read "
+          f"({found.rows_read / (2 * rows):.2%} of a second pass); fingerprint pass "
+          f"{print_med:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
