@@ -33,23 +33,13 @@ from harness.fingerprint.compare import read_fingerprint
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.dump import dump_database
 from harness.pg.globals import read_globals, render_sql
-from harness.pg.sql import connect
+from harness.pg.sql import connect, sequence_positions, user_relations
 from harness.pg.toc import STEPS, read_toc, write_section_sql
 from harness.redact import get_logger
 
 log = get_logger(__name__)
 
 FORMATS = ("custom", "directory")
-USER_TABLES = """
-SELECT n.nspname, c.relname, c.relkind FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind = ANY(%s)
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                  AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1, 2
-"""
 
 
 @dataclass(frozen=True)
@@ -245,22 +235,15 @@ def _contents(conn: Connection[Any]) -> tuple[tuple[TableRows, ...], tuple[Seque
     # Error instead of silently counting only the rows a policy shows.
     conn.execute("SET LOCAL row_security = off")
     tables = []
-    for schema, name, _ in conn.execute(USER_TABLES, (["r"],)).fetchall():
+    for schema, name in user_relations(conn, "r"):
         rows = _scalar_q(
             conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
         )
         tables.append(TableRows(schema=schema, name=name, rows=int(rows)))
-    sequences = []
-    for schema, name, _ in conn.execute(USER_TABLES, (["S"],)).fetchall():
-        row = conn.execute(
-            sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
-        ).fetchone()
-        if row is not None:
-            sequences.append(
-                SequenceState(
-                    schema=schema, name=name, last_value=int(row[0]), is_called=bool(row[1])
-                )
-            )
+    sequences = [
+        SequenceState(schema=schema, name=name, last_value=value, is_called=called)
+        for schema, name, value, called in sequence_positions(conn)
+    ]
     return tuple(tables), tuple(sequences)
 
 

@@ -25,11 +25,16 @@ from harness.errors import DrillError, RestoreError, VerificationFailed
 from harness.fingerprint.compare import Fingerprint, compare, take_fingerprint
 from harness.pg.binaries import PgBinaries, client_tools_for, find_binaries
 from harness.pg.globals import Globals, converge, read_globals
-from harness.pg.sql import connect, database_exists, require_destructive
+from harness.pg.sql import (
+    connect,
+    database_exists,
+    require_destructive,
+    terminate_sessions,
+)
 from harness.pg.toc import STEPS, count_by_step
 from harness.proc import run
 from harness.redact import get_logger
-from harness.set_check import SetCheck, check_set
+from harness.set_check import SetCheck, require_good_set
 
 log = get_logger(__name__)
 
@@ -118,13 +123,7 @@ def restore_set(
     say = progress or (lambda line: log.info("%s", line))
     started = time.monotonic()
     say(f"checking {location.uri}")
-    checked = check_set(location, workdir=workdir)
-    if not checked.ok or checked.manifest is None:
-        raise VerificationFailed(
-            f"the backup set at {location.uri} failed its checks; nothing was restored:\n"
-            + render(failures(checked.results)),
-            checks=checked.results,
-        )
+    checked = require_good_set(location, workdir=workdir)
     manifest = checked.manifest
     plan, tools, snapshot = _plan(checked, manifest, target, clean=clean)
     say(plan.render())
@@ -267,11 +266,7 @@ def _create_database(target: PgTarget, name: str) -> None:
 def _drop_scratch(target: PgTarget, name: str) -> None:
     try:
         with connect(target.with_dbname("postgres"), autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
+            terminate_sessions(conn, name)
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
     except Exception:  # cleanup after a failure: report the original error, log this one
         log.exception("could not drop the half-restored database %s; drop it by hand", name)
@@ -298,11 +293,7 @@ def _pg_restore(
 def _swap_into_place(target: PgTarget, scratch: str, *, replace: bool) -> None:
     with connect(target.with_dbname("postgres"), autocommit=True) as conn:
         for name in (scratch, target.dbname):
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = %s AND pid <> pg_backend_pid()",
-                (name,),
-            )
+            terminate_sessions(conn, name)
         if replace:
             require_destructive(target, f"replace database {target.dbname}")
             conn.execute(

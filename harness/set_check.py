@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.backup_set import MANIFEST, Location, Manifest, fetch
-from harness.checks import CheckResult, failures
-from harness.errors import DrillError, ManifestError
+from harness.checks import CheckResult, failures, render
+from harness.errors import DrillError, ManifestError, VerificationFailed
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.globals import Globals
 from harness.pg.toc import TocEntry, read_toc
@@ -134,6 +134,33 @@ def _artifacts(
         )
     )
     return results
+
+
+def require_good_set(location: Location, *, workdir: Path) -> CheckedSet:
+    """Check the set and return it only when every critical check passed.
+
+    Raises:
+        VerificationFailed: a check failed; the message lists every failure.
+        ObjectNotFound: there is no manifest at all.
+
+    """
+    checked = check_set(location, workdir=workdir)
+    if not checked.ok or checked.manifest is None:
+        raise VerificationFailed(
+            f"the backup set at {location.uri} failed its checks; nothing was restored:\n"
+            + render(failures(checked.results)),
+            checks=checked.results,
+        )
+    return CheckedSet(
+        checked.location, checked.root, checked.manifest, checked.results, checked.toc
+    )
+
+
+@dataclass(frozen=True)
+class CheckedSet(SetCheck):
+    """A set that passed every check: its manifest is present."""
+
+    manifest: Manifest
 
 
 def _data_entries(manifest: Manifest, toc: list[TocEntry]) -> CheckResult:

@@ -28,7 +28,7 @@ from harness.pg.binaries import client_tools_for
 from harness.pg.sql import connect, require_destructive
 from harness.proc import run
 from harness.redact import get_logger
-from harness.set_check import check_set
+from harness.set_check import require_good_set
 
 log = get_logger(__name__)
 
@@ -80,13 +80,7 @@ def restore_table(
     schema, _, name = qualified.rpartition(".")
     schema = schema or "public"
     say(f"checking {location.uri}")
-    checked = check_set(location, workdir=workdir)
-    if not checked.ok or checked.manifest is None:
-        raise VerificationFailed(
-            f"the backup set at {location.uri} failed its checks:\n"
-            + render(failures(checked.results)),
-            checks=checked.results,
-        )
+    checked = require_good_set(location, workdir=workdir)
     manifest = checked.manifest
     expected = next((t for t in manifest.tables if (t.schema, t.name) == (schema, name)), None)
     if expected is None:

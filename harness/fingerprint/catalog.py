@@ -17,7 +17,7 @@ from psycopg import Connection, sql
 from harness.config import PgTarget
 from harness.fingerprint.session import fix_settings
 from harness.pg.globals import read_globals
-from harness.pg.sql import connect
+from harness.pg.sql import connect, sequence_positions
 
 
 def _acl(expr: str) -> sql.Composable:
@@ -212,20 +212,23 @@ def _rows(conn: Connection[Any], query: sql.SQL | sql.Composed) -> tuple[tuple[s
 
 
 def _sequence_values(conn: Connection[Any]) -> tuple[tuple[str, str], ...]:
-    rows = []
-    for schema, name, definition in conn.execute(
-        "SELECT n.nspname, c.relname, concat_ws(' ', format_type(s.seqtypid, NULL), "
-        "'start', s.seqstart, 'increment', s.seqincrement, 'min', s.seqmin, 'max', s.seqmax, "
-        "'cache', s.seqcache, CASE WHEN s.seqcycle THEN 'cycle' END) FROM pg_sequence s "
-        "JOIN pg_class c ON c.oid = s.seqrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "ORDER BY 1, 2"
-    ).fetchall():
-        value = conn.execute(
-            sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
-        ).fetchone()
-        state = f"last_value={value[0]} is_called={value[1]}" if value else "unreadable"
-        rows.append((f"{schema}.{name}", f"{definition} | {state}"))
-    return tuple(rows)
+    definitions = {
+        (str(schema), str(name)): str(definition)
+        for schema, name, definition in conn.execute(
+            "SELECT n.nspname, c.relname, concat_ws(' ', format_type(s.seqtypid, NULL), "
+            "'start', s.seqstart, 'increment', s.seqincrement, 'min', s.seqmin, 'max', "
+            "s.seqmax, 'cache', s.seqcache, CASE WHEN s.seqcycle THEN 'cycle' END) "
+            "FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace"
+        ).fetchall()
+    }
+    return tuple(
+        (
+            f"{schema}.{name}",
+            f"{definitions.get((schema, name), '')} | last_value={value} is_called={called}",
+        )
+        for schema, name, value, called in sequence_positions(conn)
+    )
 
 
 def _globals(conn: Connection[Any]) -> dict[str, tuple[tuple[str, str], ...]]:

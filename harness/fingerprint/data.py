@@ -19,7 +19,7 @@ from psycopg import Connection, sql
 
 from harness.config import PgTarget
 from harness.fingerprint.session import fix_settings
-from harness.pg.sql import connect
+from harness.pg.sql import connect, user_relations
 
 # Base type name -> SQL template of a bigint hash of {col}.
 _TYPE_HASH = {
@@ -41,16 +41,6 @@ _TYPE_HASH = {
 }
 _TEXT_HASH = "hashtextextended({col}::text, 0)"
 _NULL = "-7046029254386353131"  # stands for NULL in a row's column hashes
-
-TABLES = """
-SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'm')
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                  AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1, 2
-"""
 
 
 @dataclass(frozen=True)
@@ -138,5 +128,6 @@ def data_fingerprint(target: PgTarget) -> DataFingerprint:
 
 def read_data_fingerprint(conn: Connection[Any]) -> DataFingerprint:
     """Digest every user table on an open connection (settings fixed by the caller)."""
-    names = conn.execute(TABLES).fetchall()
-    return DataFingerprint(tables=tuple(table_digest(conn, str(s), str(n)) for s, n in names))
+    return DataFingerprint(
+        tables=tuple(table_digest(conn, s, n) for s, n in user_relations(conn, "rm"))
+    )

@@ -20,7 +20,7 @@ from psycopg import Connection, errors, sql
 from harness.config import PgTarget
 from harness.fingerprint.data import primary_key, row_hash
 from harness.fingerprint.session import fix_settings
-from harness.pg.sql import connect
+from harness.pg.sql import connect, sequence_positions
 
 NOBODY = "00000000-0000-0000-0000-000000000000"
 
@@ -121,7 +121,7 @@ def rls_behaviour(
     observations = []
     with connect(target) as conn:
         fix_settings(conn)
-        positions = _sequence_positions(conn)
+        positions = sequence_positions(conn)
         chosen = actors if actors is not None else default_actors(conn)
         tables = [
             (str(s), str(n))
@@ -141,21 +141,6 @@ def rls_behaviour(
         if probe_writes:
             _reset_sequences(conn, positions)
     return RlsBehaviour(observations=tuple(sorted(observations, key=lambda o: o.key)))
-
-
-def _sequence_positions(conn: Connection[Any]) -> list[tuple[str, str, int, bool]]:
-    found = []
-    for schema, name in conn.execute(
-        "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE c.relkind = 'S' AND n.nspname NOT IN "
-        "('pg_catalog', 'information_schema')"
-    ).fetchall():
-        row = conn.execute(
-            sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
-        ).fetchone()
-        if row:
-            found.append((str(schema), str(name), int(row[0]), bool(row[1])))
-    return found
 
 
 def _reset_sequences(conn: Connection[Any], positions: list[tuple[str, str, int, bool]]) -> None:

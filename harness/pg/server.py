@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import psycopg
 
 from harness.config import PgTarget
 from harness.errors import ServerStartError, ToolError, WaitTimeout
+from harness.lifecycle import Throwaway
 from harness.net import LOOPBACK, free_port, port_taken
 from harness.pg.binaries import PgBinaries
 from harness.pg.sql import connect
@@ -139,7 +139,7 @@ class ClusterTemplate:
         datadir.chmod(0o700)
 
 
-class ThrowawayServer:
+class ThrowawayServer(Throwaway):
     """One PostgreSQL server on 127.0.0.1, copied from a template, removed after use."""
 
     def __init__(
@@ -258,23 +258,6 @@ class ThrowawayServer:
         """Delete the server's working directory (stop it first)."""
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        """Start; on failure stop whatever came up and re-raise."""
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop and remove the server."""
-        self.remove()
 
     # -- facts ----------------------------------------------------------------------------
 

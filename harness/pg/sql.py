@@ -77,11 +77,7 @@ def drop_database(target: PgTarget, name: str) -> None:
     """
     require_destructive(target, f"drop database {name!r}")
     with connect(target.with_dbname("postgres"), autocommit=True) as conn:
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
+        terminate_sessions(conn, name)
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
     log.info("dropped database %s on %s", name, target.display())
 
@@ -107,3 +103,46 @@ def run_sql_file(target: PgTarget, path: Path) -> None:
     script = sql.SQL(path.read_text())
     with connect(target) as conn:
         conn.execute(script)
+
+
+USER_RELATIONS = """
+SELECT n.nspname, c.relname FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = ANY(%s)
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                  AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2
+"""
+
+
+def user_relations(conn: Connection[Any], kinds: str) -> list[tuple[str, str]]:
+    """``(schema, name)`` of user relations of the given ``relkind`` letters (e.g. ``"rm"``).
+
+    System schemas and objects belonging to extensions (which pg_dump leaves out) are
+    excluded.
+    """
+    rows = conn.execute(USER_RELATIONS, (list(kinds),)).fetchall()
+    return [(str(s), str(n)) for s, n in rows]
+
+
+def sequence_positions(conn: Connection[Any]) -> list[tuple[str, str, int, bool]]:
+    """``(schema, name, last_value, is_called)`` of every user sequence."""
+    found = []
+    for schema, name in user_relations(conn, "S"):
+        row = conn.execute(
+            sql.SQL("SELECT last_value, is_called FROM {}").format(sql.Identifier(schema, name))
+        ).fetchone()
+        if row is not None:
+            found.append((schema, name, int(row[0]), bool(row[1])))
+    return found
+
+
+def terminate_sessions(conn: Connection[Any], dbname: str) -> None:
+    """End every other session connected to ``dbname`` (before DROP or RENAME)."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = %s AND pid <> pg_backend_pid()",
+        (dbname,),
+    )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from types import TracebackType
 from typing import Self
 
 import httpx
 
 from harness.config import S3Target
 from harness.errors import ConfigError
+from harness.lifecycle import Throwaway
 from harness.net import LOOPBACK
 from harness.redact import get_logger
 
@@ -29,7 +29,7 @@ NOT_ENFORCED = (
 )
 
 
-class MotoServer:
+class MotoServer(Throwaway):
     """``ThreadedMotoServer`` on 127.0.0.1 with an OS-chosen port."""
 
     def __init__(self) -> None:
@@ -78,17 +78,4 @@ class MotoServer:
 
     def remove(self) -> None:
         """Same as :meth:`stop`: moto keeps nothing on disk."""
-        self.stop()
-
-    def __enter__(self) -> Self:
-        """Start."""
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop."""
         self.stop()

@@ -16,13 +16,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import httpx
 
 from harness.config import S3Target
 from harness.errors import ConfigError, ServerStartError, WaitTimeout
+from harness.lifecycle import Throwaway
 from harness.net import LOOPBACK, free_port, port_taken
 from harness.proc import Process, run, spawn, stop_process, tail
 from harness.redact import get_logger
@@ -69,7 +69,7 @@ def weed_version(weed: Path) -> str:
     return out[2] if len(out) > 2 else " ".join(out)
 
 
-class SeaweedServer:
+class SeaweedServer(Throwaway):
     """``weed server`` with master, volume, filer and S3 on free loopback ports."""
 
     def __init__(self, workdir: Path, *, start_timeout: float = 60, stop_grace: float = 2) -> None:
@@ -165,23 +165,6 @@ class SeaweedServer:
         """Stop and delete the working directory."""
         self.stop()
         shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        """Start; on failure stop and re-raise."""
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Stop and remove."""
-        self.remove()
 
     def _argv(self, config: Path) -> list[str]:
         p = self.ports
