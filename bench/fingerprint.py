@@ -37,8 +37,11 @@ def main() -> None:
             server = provider.pg_server(name="bench")
             app = server.target("app")
             create_database(app, "app")
-            run([server.binaries.tool("pgbench"), "-i", "-s", str(args.scale), "-q"],
-                timeout=1800, env=app.libpq_env())
+            run(
+                [server.binaries.tool("pgbench"), "-i", "-s", str(args.scale), "-q"],
+                timeout=1800,
+                env=app.libpq_env(),
+            )
             with connect(app, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
                 conn.execute("CREATE DATABASE copy TEMPLATE app")
@@ -49,17 +52,21 @@ def main() -> None:
                 started = time.perf_counter()
                 with connect(app) as conn:
                     for schema, name in tables:
-                        conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
-                            sql.Identifier(schema, name))).fetchone()
+                        conn.execute(
+                            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
+                        ).fetchone()
                 counts.append(time.perf_counter() - started)
                 started = time.perf_counter()
                 data_fingerprint(app)
                 prints.append(time.perf_counter() - started)
             copy = server.target("copy")
             with connect(copy, autocommit=True) as conn:
-                conn.execute("UPDATE pgbench_accounts SET abalance = abalance + 1 "
-                             "WHERE aid IN (SELECT (g * 99991) %% %s + 1 FROM "
-                             "generate_series(1, 10) g)", (rows,))
+                conn.execute(
+                    "UPDATE pgbench_accounts SET abalance = abalance + 1 "
+                    "WHERE aid IN (SELECT (g * 99991) %% %s + 1 FROM "
+                    "generate_series(1, 10) g)",
+                    (rows,),
+                )
             found = locate_differences(app, copy, "public.pgbench_accounts")
         finally:
             provider.close()
@@ -68,10 +75,12 @@ def main() -> None:
     print(f"count(*) of every table : median {count_med:.3f} s over {len(counts)} runs")
     print(f"data fingerprint        : median {print_med:.3f} s over {len(prints)} runs")
     print(f"ratio fingerprint/count : {print_med / count_med:.2f} (goal <= 2.0)")
-    print(f"locate 10 changed rows  : {found.seconds:.2f} s, found {len(found.changed)} changed, "
-          f"{found.full_passes} grouped pass per side + {found.rows_read} rows read "
-          f"({found.rows_read / (2 * rows):.2%} of a second pass); fingerprint pass "
-          f"{print_med:.2f} s")
+    print(
+        f"locate 10 changed rows  : {found.seconds:.2f} s, found {len(found.changed)} changed, "
+        f"{found.full_passes} grouped pass per side + {found.rows_read} rows read "
+        f"({found.rows_read / (2 * rows):.2%} of a second pass); fingerprint pass "
+        f"{print_med:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,7 @@ def test_fingerprint_prints_tables_and_sections_or_json(app, monkeypatch, capsys
     assert {t["name"] for t in body["data"]["tables"]} >= {"reservations", "users"}
 
 
-def test_verify_against_a_twin_is_equal_then_different_with_located_rows(app, monkeypatch,
-                                                                        capsys):
+def test_verify_against_a_twin_is_equal_then_different_with_located_rows(app, monkeypatch, capsys):
     monkeypatch.setenv("DRILL_DSN", _dsn(app.target(), "twin"))
     monkeypatch.setenv("DRILL_AGAINST_DSN", _dsn(app.target(), "app"))
     assert main(["verify", "--tables", "public.reservations,public.payments"]) == 0
