@@ -3,10 +3,14 @@
 The public surface drills and users may rely on is what ``__all__`` lists.
 """
 
+from harness import canary, disasters
 from harness.backup import BackupResult, take_backup
 from harness.backup_set import Location, Manifest, parse_location
 from harness.checks import CheckResult
 from harness.config import DrillConfig, KeepPolicy, PgTarget, RecoveryTargets, S3Target
+from harness.dataset import invariants, load_lesson_app
+from harness.detect import Detection, detect
+from harness.drill import DrillRun
 from harness.errors import (
     BackupError,
     ConfigError,
@@ -28,6 +32,9 @@ from harness.errors import (
     VerificationFailed,
     WaitTimeout,
 )
+from harness.fingerprint.compare import Comparison, Fingerprint, compare, take_fingerprint
+from harness.fingerprint.locate import RowDifferences, locate_differences
+from harness.fingerprint.rls import RlsBehaviour, behaviour_check, rls_behaviour
 from harness.pg.binaries import PgBinaries, find_binaries
 from harness.pg.dump import DumpResult, dump_database, restore_dump
 from harness.pg.server import ClusterTemplate, ServerSettings, ThrowawayServer
@@ -54,11 +61,15 @@ __all__ = [
     "BackupResult",
     "CheckResult",
     "ClusterTemplate",
+    "Comparison",
     "ConfigError",
     "ConnectError",
+    "Detection",
     "DrillConfig",
     "DrillError",
+    "DrillRun",
     "DumpResult",
+    "Fingerprint",
     "KeepPolicy",
     "LocalObjectStore",
     "Location",
@@ -75,6 +86,8 @@ __all__ = [
     "RestoreError",
     "RestorePlan",
     "RestoreResult",
+    "RlsBehaviour",
+    "RowDifferences",
     "S3ObjectStore",
     "S3Target",
     "ServerError",
@@ -93,22 +106,32 @@ __all__ = [
     "UnsafeTargetError",
     "VerificationFailed",
     "WaitTimeout",
+    "behaviour_check",
+    "canary",
     "check_endpoint",
     "check_set",
+    "compare",
     "connect",
     "count_rows",
     "create_database",
     "database_exists",
+    "detect",
+    "disasters",
     "drop_database",
     "dump_database",
     "find_binaries",
+    "invariants",
+    "load_lesson_app",
+    "locate_differences",
     "make_provider",
     "parse_location",
     "restore_dump",
     "restore_set",
     "restore_table",
+    "rls_behaviour",
     "run_sql_file",
     "server_version",
     "sha256_file",
     "take_backup",
+    "take_fingerprint",
 ]

@@ -16,6 +16,7 @@ import json
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 from urllib.parse import urlsplit
@@ -189,6 +190,11 @@ class Location:
     bucket: str = ""
     prefix: str = ""
     s3: S3Target | None = None
+    # Publishing: keep every object under COMPLIANCE Object Lock for this many days.
+    lock_days: int = 0
+    # Fetching: read the newest version of each object at or before this time (a versioned
+    # bucket keeps the set as it was, whatever was overwritten or deleted since).
+    as_of: datetime | None = None
 
     @property
     def is_s3(self) -> bool:
@@ -206,18 +212,39 @@ class Location:
         return f"{self.prefix}/{rel}" if self.prefix else rel
 
 
-def parse_location(uri: str, *, s3: S3Target | None = None) -> Location:
+def parse_location(
+    uri: str,
+    *,
+    s3: S3Target | None = None,
+    lock_days: int = 0,
+    as_of: datetime | None = None,
+) -> Location:
     """Interpret ``uri``: ``s3://bucket/prefix`` or a local directory path.
 
+    Args:
+        uri: where the set is.
+        s3: the endpoint and credentials of an ``s3://`` location.
+        lock_days: write the set under COMPLIANCE Object Lock for this many days (S3 only).
+        as_of: read the set as it was at this time, from object versions (S3 only).
+
     Raises:
-        ConfigError: an S3 URI without a bucket.
+        ConfigError: an S3 URI without a bucket, or S3-only options on a local path.
 
     """
     if uri.startswith("s3://"):
         parts = urlsplit(uri)
         if not parts.netloc:
             raise ConfigError(f"{uri!r} names no bucket; use s3://bucket/prefix")
-        return Location(uri=uri, bucket=parts.netloc, prefix=parts.path.strip("/"), s3=s3)
+        return Location(
+            uri=uri,
+            bucket=parts.netloc,
+            prefix=parts.path.strip("/"),
+            s3=s3,
+            lock_days=lock_days,
+            as_of=as_of,
+        )
+    if lock_days or as_of:
+        raise ConfigError("Object Lock and reading as of a time need an s3:// location")
     return Location(uri=uri, local=Path(uri).expanduser())
 
 
@@ -245,9 +272,10 @@ def publish(staging: Path, manifest: Manifest, location: Location) -> None:
     store = location.store()
     if any(o.key == location.key(MANIFEST) for o in store.list(location.key(""))):
         raise ConfigError(f"{location.uri} already holds a backup set; choose a new prefix")
+    until = datetime.now(UTC) + timedelta(days=location.lock_days) if location.lock_days else None
     for artifact in manifest.artifacts:
-        store.put_file(location.key(artifact.path), staging / artifact.path)
-    store.put_bytes(location.key(MANIFEST), manifest.to_json().encode())
+        store.put_file(location.key(artifact.path), staging / artifact.path, lock_until=until)
+    store.put_bytes(location.key(MANIFEST), manifest.to_json().encode(), lock_until=until)
 
 
 def fetch(location: Location, workdir: Path) -> tuple[Path, list[str]]:
@@ -267,10 +295,23 @@ def fetch(location: Location, workdir: Path) -> tuple[Path, list[str]]:
         return location.local, []
     store = location.store()
     root = Path(tempfile.mkdtemp(prefix="set-", dir=workdir))
-    keys = {o.key: o for o in store.list(location.key(""))}
+    versions: dict[str, str | None] = {}
+    if location.as_of is None:
+        versions = {o.key: None for o in store.list(location.key(""))}
+    else:
+        for v in store.versions(location.key("")):  # oldest first: the last one wins
+            if v.modified <= location.as_of:
+                if v.deleted:
+                    versions.pop(v.key, None)
+                else:
+                    versions[v.key] = v.version_id
+    keys = versions
     if location.key(MANIFEST) not in keys:
-        raise ObjectNotFound(f"no {MANIFEST} under {location.uri}: not a (complete) backup set")
-    store.get_file(location.key(MANIFEST), root / MANIFEST)
+        when = f" as of {location.as_of.isoformat()}" if location.as_of else ""
+        raise ObjectNotFound(
+            f"no {MANIFEST} under {location.uri}{when}: not a (complete) backup set"
+        )
+    store.get_file(location.key(MANIFEST), root / MANIFEST, version_id=keys[location.key(MANIFEST)])
     try:
         manifest = Manifest.from_json((root / MANIFEST).read_text())
     except ManifestError:
@@ -282,7 +323,7 @@ def fetch(location: Location, workdir: Path) -> tuple[Path, list[str]]:
         if key in keys:
             dest = root / artifact.path
             dest.parent.mkdir(parents=True, exist_ok=True)
-            store.get_file(key, dest)
+            store.get_file(key, dest, version_id=keys[key])
     return root, sorted(set(keys) - named)
 
 

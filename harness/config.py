@@ -74,6 +74,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("allow_destructive", "comma-separated external hosts destructive steps may touch"),
     OptionSpec("docker_pg_image", "docker provider: PostgreSQL image", "postgres:17"),
     OptionSpec("start_timeout", "seconds to wait for a server to start", "60"),
+    OptionSpec("evidence_dir", "where drills write their JSON evidence", "reports/evidence"),
 )
 
 
@@ -218,6 +219,7 @@ class DrillConfig:
     allow_destructive: tuple[str, ...] = ()
     docker_pg_image: str = "postgres:17"
     start_timeout: float = 60.0
+    evidence_dir: Path = Path("reports/evidence")
 
     def __post_init__(self) -> None:
         """Register the secrets this configuration holds for redaction."""
@@ -281,6 +283,7 @@ class DrillConfig:
                 h.strip() for h in (raw["allow_destructive"] or "").split(",") if h.strip()
             ),
             docker_pg_image=raw["docker_pg_image"] or "postgres:17",
+            evidence_dir=Path(raw["evidence_dir"] or "reports/evidence"),
             start_timeout=float(
                 _as_int(raw["start_timeout"], OPTIONS_BY_NAME["start_timeout"]) or 60
             ),

@@ -106,6 +106,7 @@ def compare(
     *,
     tables: set[str] | None = None,
     catalog: bool = True,
+    ignore: tuple[str, ...] = (),
 ) -> Comparison:
     """Compare ``actual`` with ``expected``; never stops at the first difference.
 
@@ -114,8 +115,12 @@ def compare(
         actual: what is there now.
         tables: compare only these ``schema.table`` names (partial recovery).
         catalog: also compare the catalog sections.
+        ignore: skip tables and catalog objects whose name contains one of these (such as
+            the ``_drill_kept_`` copies a single-table restore leaves).
 
     """
+    if ignore:
+        expected, actual = _without(expected, ignore), _without(actual, ignore)
     checks = compare_data(expected.data, actual.data, tables=tables)
     diff_lines: list[str] = []
     for check in checks:
@@ -130,6 +135,22 @@ def compare(
             checks += section_checks
             diff_lines += lines
     return Comparison(checks=tuple(checks), diff="\n".join(diff_lines))
+
+
+def _without(fingerprint: Fingerprint, ignore: tuple[str, ...]) -> Fingerprint:
+    def keep(name: str) -> bool:
+        return not any(part in name for part in ignore)
+
+    return Fingerprint(
+        server_version=fingerprint.server_version,
+        data=DataFingerprint(tables=tuple(t for t in fingerprint.data.tables if keep(t.qualified))),
+        catalog=CatalogFingerprint(
+            sections={
+                name: tuple(row for row in rows if keep(row[0]))
+                for name, rows in fingerprint.catalog.sections.items()
+            }
+        ),
+    )
 
 
 def compare_data(

@@ -17,6 +17,7 @@ from typing import Any
 
 from psycopg import Connection, errors, sql
 
+from harness.checks import CheckResult
 from harness.config import PgTarget
 from harness.fingerprint.data import primary_key, row_hash
 from harness.fingerprint.session import fix_settings
@@ -176,6 +177,17 @@ class _Template:
     def type_of(self, column: str) -> sql.SQL:
         # A type name printed by format_type() from the catalog, not user input.
         return sql.SQL(next(t for c, t, _ in self.columns if c == column))
+
+
+def behaviour_check(expected: RlsBehaviour, actual: RlsBehaviour) -> CheckResult:
+    """One check: identical RLS behaviour, with the differences as detail."""
+    same, diff = compare_behaviour(expected, actual)
+    return CheckResult(
+        "rls behaviour",
+        ok=same,
+        critical=True,
+        detail=f"{len(actual.observations)} role/table observations identical" if same else diff,
+    )
 
 
 def _template_row(conn: Connection[Any], schema: str, name: str) -> _Template | None:

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import DrillConfig, KeepPolicy, S3Target
+from harness.config import DrillConfig, KeepPolicy, PgTarget, S3Target
+from harness.dataset import load_lesson_app
+from harness.drill import DrillRun
 from harness.errors import DrillError
 from harness.pg.server import ServerSettings
 from harness.providers import Fact, PgServer, Provider, make_provider
@@ -160,10 +162,61 @@ def object_store(object_store_factory: ObjectStoreFactory) -> S3ObjectStore:
     return object_store_factory()
 
 
+@pytest.fixture
+def drill_run(
+    drill_config: DrillConfig, drill_record: DrillRecord, request: pytest.FixtureRequest
+) -> Iterator[DrillRun]:
+    """The drill's timed phases, checks and RTO/RPO; its evidence is written afterwards."""
+    callspec = getattr(request.node, "callspec", None)
+    parameters = {k: str(v) for k, v in (callspec.params.items() if callspec else ())}
+    scenario = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    run = DrillRun(scenario=scenario, parameters=parameters, targets=drill_config.targets)
+    yield run
+    directory = drill_config.evidence_dir
+    if not directory.is_absolute():
+        directory = request.config.rootpath / directory
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    path = run.write(directory, name)
+    evidence = run.evidence()
+    drill_record.add("RTO", _seconds(run.rto_seconds))
+    drill_record.add("RPO", _seconds(run.rpo_seconds))
+    drill_record.add(
+        "targets",
+        f"{drill_config.targets.environment}: RTO "
+        f"{drill_config.targets.rto_seconds / 3600:g} h, RPO "
+        f"{drill_config.targets.rpo_seconds / 3600:g} h",
+    )
+    for phase in evidence["phases"]:
+        drill_record.add(
+            f"phase {phase['name']}", f"{phase['seconds']:.2f} s {phase['detail']}".strip()
+        )
+    failed = [c for c in run.verdict() if not c.ok]
+    drill_record.add(
+        "checks",
+        f"{len(run.verdict()) - len(failed)} of {len(run.verdict())} "
+        "passed" + "".join(f"; FAILED {c.name}: {c.detail}" for c in failed),
+    )
+    drill_record.add("evidence", str(path))
+
+
+def _seconds(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2f} s"
+
+
 @pytest.fixture(scope="session")
 def drill_fixtures(pytestconfig: pytest.Config) -> Path:
     """The project's ``fixtures/`` directory (SQL seeds and data sets)."""
     return pytestconfig.rootpath / "fixtures"
+
+
+@pytest.fixture
+def lesson_app(drill_config: DrillConfig, drill_fixtures: Path) -> Callable[[PgServer], PgTarget]:
+    """Load the lesson-booking application (at ``--drill-scale``) into a server's ``app``."""
+
+    def load(server: PgServer) -> PgTarget:
+        return load_lesson_app(server.target(), drill_fixtures, scale=drill_config.scale)
+
+    return load
 
 
 @pytest.fixture

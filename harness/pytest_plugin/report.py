@@ -90,10 +90,17 @@ class HtmlHooks:
             prefix.append(facts_table(facts, title="Infrastructure"))
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        """Add a PostgreSQL column."""
-        cells.insert(2, "<th>PostgreSQL</th>")
+        """Add PostgreSQL, RTO and RPO columns."""
+        cells[2:2] = ["<th>PostgreSQL</th>", "<th>RTO</th>", "<th>RPO</th>"]
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        """Fill the PostgreSQL column from the drill's recorded facts."""
-        versions = [str(v) for k, v in report.user_properties if k == "PostgreSQL"]
-        cells.insert(2, f"<td>{html.escape(', '.join(versions))}</td>")
+        """Fill the new columns from the drill's recorded facts."""
+        props = [(str(k), str(v)) for k, v in report.user_properties]
+        versions = sorted({v for k, v in props if k == "PostgreSQL"})
+        rto = next((v for k, v in props if k == "RTO"), "")
+        rpo = next((v for k, v in props if k == "RPO"), "")
+        cells[2:2] = [
+            f"<td>{html.escape(', '.join(versions))}</td>",
+            f"<td>{html.escape(rto)}</td>",
+            f"<td>{html.escape(rpo)}</td>",
+        ]

@@ -8,11 +8,13 @@ one :class:`TransferConfig` with the classic transfer client.
 
 from __future__ import annotations
 
+import builtins
 import os
 import tempfile
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3.session
 from boto3.s3.transfer import TransferConfig
@@ -49,6 +51,23 @@ _UNREACHABLE = (
     ConnectionClosedError,
     ReadTimeoutError,
 )
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One version of an object in a versioned bucket (or a delete marker)."""
+
+    key: str
+    version_id: str
+    modified: datetime
+    size: int
+    deleted: bool
+
+
+def _lock_args(until: datetime | None) -> dict[str, Any]:
+    if until is None:
+        return {}
+    return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}
 
 
 def make_client(target: S3Target, *, connect_timeout: float = 5, attempts: int = 3) -> S3Client:
@@ -145,29 +164,46 @@ class S3ObjectStore:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"create bucket {self.bucket}") from exc
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Upload ``path``; S3 makes an object visible only once complete."""
+    def put_file(self, key: str, path: Path, *, lock_until: datetime | None = None) -> None:
+        """Upload ``path``; S3 makes an object visible only once complete.
+
+        Args:
+            key: the object key.
+            path: the file to upload.
+            lock_until: keep this version under COMPLIANCE Object Lock until then (the
+                bucket must have Object Lock enabled).
+
+        """
+        extra = _lock_args(lock_until)
         try:
-            self.client.upload_file(str(path), self.bucket, key, Config=self.transfer)
+            self.client.upload_file(
+                str(path), self.bucket, key, Config=self.transfer, ExtraArgs=extra or None
+            )
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"upload {key}") from exc
 
-    def get_file(self, key: str, path: Path) -> None:
-        """Download to a temp name beside ``path``, then rename."""
+    def get_file(self, key: str, path: Path, *, version_id: str | None = None) -> None:
+        """Download (one version of) ``key`` to a temp name beside ``path``, then rename."""
         fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         os.close(fd)
         try:
-            self.client.download_file(self.bucket, key, name, Config=self.transfer)
+            self.client.download_file(
+                self.bucket,
+                key,
+                name,
+                Config=self.transfer,
+                ExtraArgs={"VersionId": version_id} if version_id else None,
+            )
             Path(name).replace(path)
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"download {key}") from exc
         finally:
             Path(name).unlink(missing_ok=True)
 
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Store ``data`` under ``key``."""
+    def put_bytes(self, key: str, data: bytes, *, lock_until: datetime | None = None) -> None:
+        """Store ``data`` under ``key`` (COMPLIANCE-locked until ``lock_until``, if given)."""
         try:
-            self.client.put_object(Bucket=self.bucket, Key=key, Body=data)
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **_lock_args(lock_until))
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"put {key}") from exc
 
@@ -208,6 +244,34 @@ class S3ObjectStore:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"list {self.bucket}/{prefix}") from exc
         return sorted(found, key=lambda o: o.key)
+
+    def versions(self, prefix: str = "") -> builtins.list[ObjectVersion]:
+        """Every version and delete marker under ``prefix`` (paginated), oldest first."""
+        found: builtins.list[ObjectVersion] = []
+        try:
+            pages = self.client.get_paginator("list_object_versions").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                for v in page.get("Versions", []):
+                    found.append(
+                        ObjectVersion(
+                            v["Key"],
+                            str(v["VersionId"]),
+                            v["LastModified"],
+                            int(v.get("Size", 0)),
+                            deleted=False,
+                        )
+                    )
+                for m in page.get("DeleteMarkers", []):
+                    found.append(
+                        ObjectVersion(
+                            m["Key"], str(m["VersionId"]), m["LastModified"], 0, deleted=True
+                        )
+                    )
+        except (BotoCoreError, ClientError) as exc:
+            raise translate(exc, self.target, f"list versions in {self.bucket}/{prefix}") from exc
+        return sorted(found, key=lambda v: (v.key, v.modified))
 
     def delete(self, key: str) -> None:
         """Delete ``key`` (creates a delete marker in a versioned bucket)."""
