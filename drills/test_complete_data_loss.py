@@ -23,8 +23,9 @@ pytestmark = pytest.mark.drill
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_complete_data_loss(pg_server_factory, object_store, lesson_app, drill_run, drill_workdir,
-                            method):
+def test_complete_data_loss(
+    pg_server_factory, object_store, lesson_app, drill_run, drill_workdir, method
+):
     source = pg_server_factory("source")
     with drill_run.phase("seed"):
         app = lesson_app(source)
@@ -43,8 +44,9 @@ def test_complete_data_loss(pg_server_factory, object_store, lesson_app, drill_r
         drill_run.add([found.check])
     with drill_run.phase("restore", "new server, latest set from the object store"):
         replacement = pg_server_factory("replacement")
-        restored = restore_set(location, replacement.target("app"), workdir=drill_workdir,
-                               jobs=method["jobs"])
+        restored = restore_set(
+            location, replacement.target("app"), workdir=drill_workdir, jobs=method["jobs"]
+        )
     with drill_run.phase("verify"):
         new = replacement.target("app")
         drill_run.add(restored.checks)

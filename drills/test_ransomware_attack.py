@@ -37,8 +37,9 @@ ENCRYPTED = {
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_ransomware_attack(pg_server_factory, object_store_factory, lesson_app, drill_run,
-                           drill_workdir, method):
+def test_ransomware_attack(
+    pg_server_factory, object_store_factory, lesson_app, drill_run, drill_workdir, method
+):
     store = object_store_factory(object_lock=True)
     source = pg_server_factory("source")
     with drill_run.phase("seed"):
@@ -56,20 +57,30 @@ def test_ransomware_attack(pg_server_factory, object_store_factory, lesson_app, 
     with drill_run.phase("disaster", "tables encrypted; every backup deleted and overwritten"):
         disasters.encrypt_in_place(app, ENCRYPTED)
         attack = disasters.destroy_backups(store, "sets/")
-    drill_run.add([CheckResult(
-        "object lock refused the attacker", critical=True,
-        ok=attack.versions_found > 0 and attack.deletes_refused == attack.versions_found,
-        detail=f"{attack.deletes_refused} of {attack.versions_found} deletions refused, "
-               f"{attack.deletes_done} went through; {attack.overwrites_done} keys "
-               "overwritten and hidden behind delete markers")])
+    drill_run.add(
+        [
+            CheckResult(
+                "object lock refused the attacker",
+                critical=True,
+                ok=attack.versions_found > 0 and attack.deletes_refused == attack.versions_found,
+                detail=f"{attack.deletes_refused} of {attack.versions_found} deletions refused, "
+                f"{attack.deletes_done} went through; {attack.overwrites_done} keys "
+                "overwritten and hidden behind delete markers",
+            )
+        ]
+    )
     with drill_run.phase("detect"):
         found = detect(before, app)
         drill_run.add([found.check])
     with drill_run.phase("restore", f"clean server, set as of {backed_up.isoformat()}"):
         assert not _latest_view_is_usable(location, drill_workdir)
         clean_room = pg_server_factory("clean-room")
-        restored = restore_set(replace(location, as_of=backed_up), clean_room.target("app"),
-                               workdir=drill_workdir, jobs=method["jobs"])
+        restored = restore_set(
+            replace(location, as_of=backed_up),
+            clean_room.target("app"),
+            workdir=drill_workdir,
+            jobs=method["jobs"],
+        )
     with drill_run.phase("verify"):
         new = clean_room.target("app")
         drill_run.add(restored.checks)

@@ -92,19 +92,41 @@ def destroy_backups(store: S3ObjectStore, prefix: str) -> BackupAttack:
     )
 
 
+# How to garble a value of each kind of type, keeping the type.
+_GARBLE = {
+    "text": "md5({c}::text)",
+    "character varying": "md5({c}::text)",
+    "numeric": "{c} + 1",
+    "integer": "{c} + 1",
+    "bigint": "{c} + 1",
+    "jsonb": "jsonb_build_object('garbled', md5({c}::text))",
+}
+
+
 def overwrite_rows(target: PgTarget, table: str, column: str, *, every: int) -> int:
-    """Logical corruption: garble ``column`` in every ``every``-th row (by ctid order)."""
+    """Logical corruption: garble ``column`` in about one row in ``every``; return rows hit."""
     require_destructive(target, f"corrupt {table}")
     schema, _, name = table.rpartition(".")
+    relation = sql.Identifier(schema, name)
     with connect(target) as conn:
+        row = conn.execute(
+            "SELECT format_type(atttypid, NULL) FROM pg_attribute WHERE attrelid = "
+            "%s::regclass AND attname = %s",
+            (relation.as_string(conn), column),
+        ).fetchone()
+        kind = str(row[0]) if row else "unknown"
+        if kind not in _GARBLE:
+            raise ValueError(f"cannot garble {table}.{column} of type {kind}")
+        # The expression comes from the fixed table above; only identifiers vary.
+        garbled = sql.SQL(_GARBLE[kind]).format(c=sql.Identifier(column))
         n = conn.execute(
             sql.SQL(
-                "UPDATE {t} SET {c} = md5({c}::text) WHERE ctid IN (SELECT ctid FROM {t} "
-                "WHERE (('x' || substr(md5(ctid::text), 1, 8))::bit(32)::int) %% {e} = 0)"
-            ).format(t=sql.Identifier(schema, name), c=sql.Identifier(column), e=sql.Literal(every))
+                "UPDATE {t} SET {c} = {g} WHERE ctid IN (SELECT ctid FROM {t} "
+                "WHERE (('x' || substr(md5(ctid::text), 1, 8))::bit(32)::int) % {e} = 0)"
+            ).format(t=relation, c=sql.Identifier(column), g=garbled, e=sql.Literal(every))
         ).rowcount
         conn.commit()
-    return n
+    return int(n)
 
 
 def run_statement(target: PgTarget, statement: sql.SQL | sql.Composed) -> int:

@@ -168,14 +168,19 @@ def drill_run(
 ) -> Iterator[DrillRun]:
     """The drill's timed phases, checks and RTO/RPO; its evidence is written afterwards."""
     callspec = getattr(request.node, "callspec", None)
-    parameters = {k: str(v) for k, v in (callspec.params.items() if callspec else ())}
+    parameters: dict[str, str] = {}
+    for key, value in callspec.params.items() if callspec else ():
+        if isinstance(value, dict):
+            parameters.update({str(k): str(v) for k, v in value.items()})
+        else:
+            parameters[key] = str(value)
     scenario = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     run = DrillRun(scenario=scenario, parameters=parameters, targets=drill_config.targets)
     yield run
     directory = drill_config.evidence_dir
     if not directory.is_absolute():
         directory = request.config.rootpath / directory
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name).strip("_")
     path = run.write(directory, name)
     evidence = run.evidence()
     drill_record.add("RTO", _seconds(run.rto_seconds))
