@@ -9,6 +9,7 @@ from methods import METHODS
 from harness import (
     behaviour_check,
     canary,
+    compare,
     detect,
     disasters,
     invariants,
@@ -32,7 +33,7 @@ def test_complete_data_loss(
         canary.write(app, "before backup")
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
     with drill_run.phase("backup", f"{method['fmt']} format, {method['jobs']} job(s)"):
-        take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
+        backup = take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
     canary.write(app, "after backup")
     last_write = canary.write(app, "last before disaster")
     before, rls_before = take_fingerprint(app), rls_behaviour(app)
@@ -50,6 +51,8 @@ def test_complete_data_loss(
     with drill_run.phase("verify"):
         new = replacement.target("app")
         drill_run.add(restored.checks)
+        # The newest backup, exactly: an older set restored would show here.
+        drill_run.add(compare(backup.fingerprint, take_fingerprint(new)).checks)
         drill_run.add([behaviour_check(rls_before, rls_behaviour(new))])
         drill_run.add(invariants(new))
         drill_run.verified()

@@ -17,6 +17,7 @@ from harness import (
     behaviour_check,
     canary,
     check_set,
+    compare,
     detect,
     disasters,
     invariants,
@@ -47,7 +48,7 @@ def test_ransomware_attack(
         canary.write(app, "before backup")
     location = parse_location(f"s3://{store.bucket}/sets/nightly", s3=store.target, lock_days=1)
     with drill_run.phase("backup", "under COMPLIANCE Object Lock for 1 day"):
-        take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
+        backup = take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
     time.sleep(1.1)  # S3 object timestamps have one-second resolution
     backed_up = datetime.now(UTC)
     time.sleep(1.1)
@@ -84,6 +85,8 @@ def test_ransomware_attack(
     with drill_run.phase("verify"):
         new = clean_room.target("app")
         drill_run.add(restored.checks)
+        # The newest backup, exactly: an older set restored would show here.
+        drill_run.add(compare(backup.fingerprint, take_fingerprint(new)).checks)
         drill_run.add([behaviour_check(rls_before, rls_behaviour(new))])
         drill_run.add(invariants(new))
         drill_run.verified()

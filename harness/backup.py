@@ -29,7 +29,7 @@ from harness.backup_set import (
 )
 from harness.config import PgTarget
 from harness.errors import BackupError, ConnectError, DrillError
-from harness.fingerprint.compare import read_fingerprint
+from harness.fingerprint.compare import Fingerprint, read_fingerprint
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.dump import dump_database
 from harness.pg.globals import read_globals, render_sql
@@ -49,6 +49,7 @@ class BackupResult:
     location: str
     manifest: Manifest
     seconds: float
+    fingerprint: Fingerprint | None = None  # of the data as dumped (same snapshot)
 
 
 def take_backup(
@@ -171,7 +172,9 @@ def take_backup(
         len(tables),
         len(manifest.artifacts),
     )
-    return BackupResult(location=location.uri, manifest=manifest, seconds=seconds)
+    return BackupResult(
+        location=location.uri, manifest=manifest, seconds=seconds, fingerprint=fingerprint
+    )
 
 
 def _scalar(conn: Connection[Any], query: str) -> Any:

@@ -89,13 +89,13 @@ class DrillRun:
                 "RTO",
                 ok=rto is not None and rto <= want_rto,
                 critical=True,
-                detail=f"{_duration(rto)} measured, target {_duration(want_rto)}",
+                detail=f"measured {_duration(rto)}, target {_duration(want_rto)}",
             ),
             CheckResult(
                 "RPO",
                 ok=rpo is not None and rpo <= want_rpo,
                 critical=True,
-                detail=f"{_duration(rpo)} measured, target {_duration(want_rpo)}",
+                detail=f"measured {_duration(rpo)}, target {_duration(want_rpo)}",
             ),
         ]
         return timing + self.checks
