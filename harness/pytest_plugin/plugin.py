@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 
 import pytest
 
@@ -68,6 +70,23 @@ def pytest_configure(config: pytest.Config) -> None:
     logging.getLogger("harness").setLevel(logging.INFO)
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(report.HtmlHooks(config), "drill-html-hooks")
+    _interrupt_on_sigterm()
+
+
+def _interrupt_on_sigterm() -> None:
+    """Treat SIGTERM (a CI timeout, a cancelled job) like Ctrl-C.
+
+    pytest runs fixture teardown on KeyboardInterrupt, so throwaway servers (daemonized,
+    outside our process group) are stopped; on SIGTERM's default action they would be left.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+
+        def interrupt(signum: int, frame: object) -> None:
+            raise KeyboardInterrupt(f"signal {signum}")
+
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

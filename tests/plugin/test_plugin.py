@@ -142,3 +142,49 @@ def test_unusable_provider_fails_the_drill_with_a_clear_reason(
     result = pytester.runpytest_subprocess(*args)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines([message])
+
+
+def test_sigterm_mid_drill_still_stops_every_server(pytester):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    marker = pytester.path / "datadir.txt"
+    pytester.makepyfile(
+        test_slow=f"""
+import time
+from pathlib import Path
+
+def test_slow(pg_source):
+    Path({str(marker)!r}).write_text(str(pg_source.datadir))
+    time.sleep(120)
+"""
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--drill-s3=moto",
+            "--drill-keep=none",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert marker.exists(), "the inner drill never started its server"
+        datadir = marker.read_text()
+        assert _processes_mentioning(datadir), "the server should be running now"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert _processes_mentioning(datadir) == [], "SIGTERM left a server running"
+    assert not Path(datadir).exists()
