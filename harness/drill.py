@@ -3,8 +3,9 @@
 A drill is seed -> backup -> disaster -> detect -> restore -> verify. RTO is measured from the
 moment the disaster is complete (service lost) to the moment the restored service is
 verified; RPO from the last write committed before the disaster to the newest write present
-after the restore (canary writes, :mod:`harness.canary`, make both ends visible). Targets come from the environment profile.
-The evidence record is JSON with a versioned schema; the HTML report renders it.
+after the restore (canary writes, :mod:`harness.canary`, make both ends visible). Targets
+come from the environment profile. The evidence record is JSON with a versioned schema; the
+HTML report renders it.
 """
 
 from __future__ import annotations

@@ -10,10 +10,12 @@ from __future__ import annotations
 import html
 from collections.abc import Generator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from harness.drill import DrillRun
 from harness.providers.base import Fact
 from harness.redact import redact
 
@@ -27,6 +29,32 @@ class DrillRecord:
     """Facts and measurements one drill wants in the report (values are redacted)."""
 
     facts: list[Fact] = field(default_factory=list)
+    run: DrillRun | None = None
+    evidence: Path | None = None
+
+    def summarise_run(self) -> None:
+        """Add the drill run's RTO, RPO, phases and checks as facts."""
+        run = self.run
+        if run is None:
+            return
+        verdict = run.verdict()
+        self.add("RTO", _seconds(run.rto_seconds))
+        self.add("RPO", _seconds(run.rpo_seconds))
+        self.add(
+            "targets",
+            f"{run.targets.environment}: RTO {run.targets.rto_seconds / 3600:g} h"
+            f", RPO {run.targets.rpo_seconds / 3600:g} h",
+        )
+        for phase in run.phases:
+            self.add(f"phase {phase.name}", f"{phase.seconds:.2f} s {phase.detail}".strip())
+        failed = [c for c in verdict if not c.ok]
+        self.add(
+            "checks",
+            f"{len(verdict) - len(failed)} of {len(verdict)} passed"
+            + "".join(f"; FAILED {c.name}: {c.detail}" for c in failed),
+        )
+        if self.evidence is not None:
+            self.add("evidence", str(self.evidence))
 
     def add(self, label: str, value: object) -> None:
         """Record ``label: value`` for this drill's report entry."""
@@ -38,6 +66,10 @@ class DrillRecord:
             if fact.label == label:
                 return fact.value
         return None
+
+
+def _seconds(value: float | None) -> str:
+    return "not measured" if value is None else f"{value:.2f} s"
 
 
 def facts_table(facts: list[Fact], *, title: str) -> str:
@@ -58,6 +90,8 @@ def pytest_runtest_makereport(
     report = yield
     item.stash.setdefault(OUTCOMES, {})[report.when] = report.passed
     record = item.stash.get(RECORD, None)
+    if report.when == "call" and record is not None:
+        record.summarise_run()
     if report.when == "call" and record is not None and record.facts:
         report.user_properties.extend((f.label, f.value) for f in record.facts)
         if item.config.pluginmanager.hasplugin("html"):
