@@ -46,7 +46,7 @@ def test_accidental_deletion(
         canary.write(app, "before backup")
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
     with drill_run.phase("backup"):
-        take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
+        drill_run.record_backup(take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"]))
     # The application keeps working after the backup: these writes must survive.
     disasters.run_statement(
         app, sql.SQL("INSERT INTO public.page_views VALUES ('/after-backup', now(), 1)")

@@ -33,7 +33,11 @@ def test_complete_data_loss(
         canary.write(app, "before backup")
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
     with drill_run.phase("backup", f"{method['fmt']} format, {method['jobs']} job(s)"):
-        backup = take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
+        backup = drill_run.record_backup(
+            drill_run.record_backup(
+                take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
+            )
+        )
     canary.write(app, "after backup")
     last_write = canary.write(app, "last before disaster")
     before, rls_before = take_fingerprint(app), rls_behaviour(app)

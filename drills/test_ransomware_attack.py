@@ -48,7 +48,11 @@ def test_ransomware_attack(
         canary.write(app, "before backup")
     location = parse_location(f"s3://{store.bucket}/sets/nightly", s3=store.target, lock_days=1)
     with drill_run.phase("backup", "under COMPLIANCE Object Lock for 1 day"):
-        backup = take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
+        backup = drill_run.record_backup(
+            drill_run.record_backup(
+                take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
+            )
+        )
     time.sleep(1.1)  # S3 object timestamps have one-second resolution
     backed_up = datetime.now(UTC)
     time.sleep(1.1)

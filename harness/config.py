@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -75,6 +76,8 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("docker_pg_image", "docker provider: PostgreSQL image", "postgres:17"),
     OptionSpec("start_timeout", "seconds to wait for a server to start", "60"),
     OptionSpec("evidence_dir", "where drills write their JSON evidence", "reports/evidence"),
+    OptionSpec("rto", "override the profile's recovery time objective, e.g. 30m, 4h"),
+    OptionSpec("rpo", "override the profile's recovery point objective, e.g. 15m, 1h"),
 )
 
 
@@ -94,6 +97,57 @@ PROFILES: Mapping[str, RecoveryTargets] = {
     "staging": RecoveryTargets("staging", 8 * HOUR, 48 * HOUR),
     "development": RecoveryTargets("development", 24 * HOUR, 7 * 24 * HOUR),
 }
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": HOUR, "d": 24 * HOUR, "w": 7 * 24 * HOUR}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"90s"``, ``"30m"``, ``"4h"``, ``"1d"``, ``"1w"`` or a bare number of seconds.
+
+    Raises:
+        ConfigError: not a duration.
+
+    """
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError as exc:
+        raise ConfigError(f"{text!r} is not a duration; write e.g. 90s, 30m, 4h, 1d or 1w") from exc
+    if seconds < 0:
+        raise ConfigError(f"{text!r} is negative")
+    return seconds
+
+
+def load_profiles(pyproject: Path) -> dict[str, RecoveryTargets]:
+    """Profiles from ``[tool.drill.environments.<name>]`` (``rto``, ``rpo``) over the defaults.
+
+    Raises:
+        ConfigError: the table is malformed.
+
+    """
+    profiles = dict(PROFILES)
+    if not pyproject.is_file():
+        return profiles
+    try:
+        data = tomllib.loads(pyproject.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{pyproject} is not valid TOML: {exc}") from exc
+    table = data.get("tool", {}).get("drill", {}).get("environments", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"[tool.drill.environments] in {pyproject} must be a table")
+    for name, values in table.items():
+        base = profiles.get(name, RecoveryTargets(name, 4 * HOUR, HOUR))
+        if not isinstance(values, dict):
+            raise ConfigError(f"[tool.drill.environments.{name}] in {pyproject} must be a table")
+        profiles[name] = RecoveryTargets(
+            name,
+            parse_duration(str(values["rto"])) if "rto" in values else base.rto_seconds,
+            parse_duration(str(values["rpo"])) if "rpo" in values else base.rpo_seconds,
+        )
+    return profiles
 
 
 @dataclass(frozen=True)
@@ -232,12 +286,14 @@ class DrillConfig:
         cls,
         lookup: Callable[[OptionSpec], str | None],
         environ: Mapping[str, str] | None = None,
+        profiles: Mapping[str, RecoveryTargets] = PROFILES,
     ) -> Self:
         """Resolve every option: ``lookup`` (CLI, then ini), then environment, then default.
 
         Args:
             lookup: returns the CLI-or-ini value of an option, or None when unset.
             environ: the environment to read (default ``os.environ``).
+            profiles: recovery targets by environment (see :func:`load_profiles`).
 
         Raises:
             ConfigError: a value is not one of the allowed choices or not a number.
@@ -257,9 +313,17 @@ class DrillConfig:
             raw[spec.name] = value
         provider = raw["provider"] or "embedded"
         environment = raw["environment"] or "production"
-        if environment not in PROFILES:
+        if environment not in profiles:
             raise ConfigError(
-                f"unknown environment profile {environment!r}; choose one of {', '.join(PROFILES)}"
+                f"unknown environment profile {environment!r}; choose one of "
+                f"{', '.join(profiles)} (or define it under [tool.drill.environments])"
+            )
+        targets = profiles[environment]
+        if raw["rto"] or raw["rpo"]:
+            targets = RecoveryTargets(
+                environment,
+                parse_duration(raw["rto"]) if raw["rto"] else targets.rto_seconds,
+                parse_duration(raw["rpo"]) if raw["rpo"] else targets.rpo_seconds,
             )
         s3_default = {"embedded": "seaweedfs", "docker": "minio", "external": "external"}
         dsn = raw["dsn"]
@@ -268,7 +332,7 @@ class DrillConfig:
             pg_bindir=Path(raw["pg_bindir"]) if raw["pg_bindir"] else None,
             pg_version=_as_int(raw["pg_version"], OPTIONS_BY_NAME["pg_version"]),
             s3_backend=raw["s3"] or s3_default[provider],
-            targets=PROFILES[environment],
+            targets=targets,
             keep=KeepPolicy(raw["keep"]),
             scale=_as_int(raw["scale"], OPTIONS_BY_NAME["scale"]) or 1,
             run_as=raw["run_as"] or "auto",

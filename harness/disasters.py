@@ -29,6 +29,36 @@ def destroy_server(server: PgServer) -> None:
     shutil.rmtree(server.datadir)
 
 
+def corrupt_data_file(server: PgServer, table: str, *, offset: int = 4000) -> str:
+    """Physical corruption: overwrite bytes in the first page of ``table``'s data file.
+
+    The server is stopped while the file is changed (as a failing disk would leave it) and
+    started again. Returns the damaged file's path.
+
+    Raises:
+        UnsafeTargetError: the harness does not own the server's data directory.
+
+    """
+    target = server.target("app")
+    require_destructive(target, f"corrupt the data file of {table}")
+    if server.datadir is None:
+        raise UnsafeTargetError("this server's data directory is not on this machine")
+    schema, _, name = table.rpartition(".")
+    with connect(target) as conn:
+        row = conn.execute(
+            "SELECT pg_relation_filepath(%s::regclass)",
+            (sql.Identifier(schema, name).as_string(conn),),
+        ).fetchone()
+        conn.execute("CHECKPOINT")
+    path = server.datadir / str(row[0] if row else "")
+    server.stop()
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(b"\xde\xad\xbe\xef" * 8)
+    server.start()
+    return str(path)
+
+
 def encrypt_in_place(target: PgTarget, columns: dict[str, list[str]]) -> int:
     """Ransomware: replace text columns with their pgcrypto ciphertext; return rows hit.
 

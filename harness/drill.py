@@ -10,6 +10,7 @@ HTML report renders it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Iterable, Iterator
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.backup import BackupResult
 from harness.checks import CheckResult
 from harness.config import RecoveryTargets
 from harness.redact import redact
@@ -78,6 +80,18 @@ class DrillRun:
         else:
             self.rpo_seconds = max(0.0, (last_write_before - newest_after).total_seconds())
         return self.rpo_seconds
+
+    def record_backup(self, result: BackupResult) -> BackupResult:
+        """Record which backup set the drill took (location, manifest digest, versions)."""
+        manifest = result.manifest
+        self.facts["backup set"] = result.location
+        self.facts["manifest sha256"] = hashlib.sha256(manifest.to_json().encode()).hexdigest()
+        self.facts["source server"] = f"PostgreSQL {manifest.source_server_version}"
+        self.facts["tools"] = ", ".join(f"{k} {v}" for k, v in sorted(manifest.tools.items()))
+        self.facts["artifacts"] = (
+            f"{len(manifest.artifacts)} files, {sum(a.size for a in manifest.artifacts)} bytes"
+        )
+        return result
 
     def add(self, results: Iterable[CheckResult]) -> None:
         """Add check results (all are kept, passing or not)."""

@@ -64,9 +64,20 @@ def restore_table(
     *,
     workdir: Path,
     missing_only: bool = False,
+    unreadable: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> TableRestoreResult:
     """Restore ``schema.table`` from the set at ``location`` into the live ``target``.
+
+    Args:
+        location: the backup set.
+        target: the live database.
+        qualified: ``schema.table``.
+        workdir: scratch space.
+        missing_only: insert only rows whose primary key is absent.
+        unreadable: the table's pages are damaged (checksum failures): its rows cannot be
+            read, so none are kept aside and it is emptied with TRUNCATE.
+        progress: called with one line per step.
 
     Raises:
         VerificationFailed: the set failed its checks, or the result did not verify (rolled
@@ -116,6 +127,7 @@ def restore_table(
                 manifest,
                 expected.rows,
                 missing_only=missing_only,
+                unreadable=unreadable,
                 say=say,
             )
         except BaseException:
@@ -136,6 +148,7 @@ def _apply(
     expected_rows: int,
     *,
     missing_only: bool,
+    unreadable: bool,
     say: Callable[[str], None],
 ) -> dict[str, Any]:
     table = sql.Identifier(schema, name)
@@ -186,10 +199,18 @@ def _apply(
                 "restore those tables too",
                 phase="target",
             )
-    rows_before = _count(conn, table)
-    kept = f"_drill_kept_{name}_{datetime.now(UTC):%Y%m%d%H%M%S}"[:63]
-    conn.execute(sql.SQL("CREATE TABLE {} AS TABLE {}").format(sql.Identifier(schema, kept), table))
-    say(f"kept the current {rows_before} rows in {schema}.{kept}")
+    if unreadable:
+        if missing_only:
+            raise RestoreError("an unreadable table can only be restored in full", phase="target")
+        rows_before, kept_copy = -1, "nothing (its pages are unreadable)"
+    else:
+        rows_before = _count(conn, table)
+        kept = f"_drill_kept_{name}_{datetime.now(UTC):%Y%m%d%H%M%S}"[:63]
+        conn.execute(
+            sql.SQL("CREATE TABLE {} AS TABLE {}").format(sql.Identifier(schema, kept), table)
+        )
+        kept_copy = f"{schema}.{kept}"
+        say(f"kept the current {rows_before} rows in {kept_copy}")
     columns = _load_incoming(conn, table, data)
     incoming = _count(conn, sql.Identifier("_drill_incoming"))
     if incoming != expected_rows:
@@ -219,7 +240,9 @@ def _apply(
             ).format(t=table, c=cols, m=match)
         ).rowcount
     else:
-        conn.execute(sql.SQL("DELETE FROM {}").format(table))
+        # TRUNCATE gives the table a new, empty file: damaged pages are never read.
+        emptying = "TRUNCATE {}" if unreadable else "DELETE FROM {}"
+        conn.execute(sql.SQL(emptying).format(table))
         written = conn.execute(
             sql.SQL(
                 "INSERT INTO {t} ({c}) OVERRIDING SYSTEM VALUE SELECT {c} FROM _drill_incoming"
@@ -247,7 +270,7 @@ def _apply(
         "rows_before": rows_before,
         "rows_after": _count(conn, table),
         "rows_written": written,
-        "kept_copy": f"{schema}.{kept}",
+        "kept_copy": kept_copy,
         "checks": checks,
     }
 

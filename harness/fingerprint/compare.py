@@ -182,6 +182,8 @@ def compare_data(
                     detail=f"table is missing (reference had {before.rows} rows)",
                 )
             )
+        elif after.rows < 0:
+            checks.append(CheckResult(f"data {name}", ok=False, critical=True, detail=after.digest))
         elif before.rows != after.rows:
             checks.append(
                 CheckResult(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from psycopg import Connection, sql
+from psycopg import Connection, errors, sql
 
 from harness.config import PgTarget
 from harness.fingerprint.session import fix_settings
@@ -109,8 +109,15 @@ def table_digest(conn: Connection[Any], schema: str, name: str) -> TableDigest:
     query = sql.SQL("SELECT count(*), coalesce(sum({h}), 0)::text FROM {t} t").format(
         h=row_hash(conn, schema, name), t=sql.Identifier(schema, name)
     )
-    row = conn.execute(query).fetchone()
-    rows, digest = (int(row[0]), str(row[1])) if row else (0, "0")
+    conn.execute("SAVEPOINT drill_digest")
+    try:
+        row = conn.execute(query).fetchone()
+        rows, digest = (int(row[0]), str(row[1])) if row else (0, "0")
+        conn.execute("RELEASE SAVEPOINT drill_digest")
+    except errors.DataCorrupted as exc:
+        # A page failed its checksum: the table is damaged; say so instead of failing.
+        conn.execute("ROLLBACK TO SAVEPOINT drill_digest")
+        rows, digest = -1, "unreadable: " + str(exc).splitlines()[0]
     return TableDigest(
         schema=schema, name=name, rows=rows, digest=digest, key=primary_key(conn, schema, name)
     )

@@ -194,7 +194,10 @@ class ThrowawayServer(Throwaway):
             self.identity.hand_over(self.settings.archive_dir)
         self.identity.hand_over(self.workdir)
         for attempt in range(1, _START_ATTEMPTS + 1):
-            self.port = self._port_picker()
+            # A restart keeps its port (clients hold the address); else, or if it is taken
+            # meanwhile, a new one.
+            if not (attempt == 1 and self.port):
+                self.port = self._port_picker()
             (self.datadir / "drill.conf").write_text(
                 "\n".join(self.settings.lines(port=self.port)) + "\n"
             )

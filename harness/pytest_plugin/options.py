@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.config import OPTIONS, DrillConfig, OptionSpec
+from harness.config import OPTIONS, DrillConfig, OptionSpec, load_profiles
 
 DRILL_CONFIG = pytest.StashKey[DrillConfig]()
 
@@ -33,7 +33,7 @@ def resolve_config(config: pytest.Config) -> DrillConfig:
             value = config.getini(spec.ini)
         return str(value) if value not in (None, "", []) else None
 
-    return DrillConfig.resolve(lookup)
+    return DrillConfig.resolve(lookup, profiles=load_profiles(config.rootpath / "pyproject.toml"))
 
 
 def _dest(spec: OptionSpec) -> str:

@@ -45,6 +45,8 @@ class DrillRecord:
             f"{run.targets.environment}: RTO {run.targets.rto_seconds / 3600:g} h"
             f", RPO {run.targets.rpo_seconds / 3600:g} h",
         )
+        for label, value in run.facts.items():
+            self.add(label, value)
         for phase in run.phases:
             self.add(f"phase {phase.name}", f"{phase.seconds:.2f} s {phase.detail}".strip())
         failed = [c for c in verdict if not c.ok]

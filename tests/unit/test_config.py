@@ -124,3 +124,40 @@ def test_s3_target_repr_and_display_hide_the_secret():
     target = S3Target("http://127.0.0.1:9000", "AKIAEXAMPLE", "super-secret-key-value")
     assert "super-secret-key-value" not in repr(target)
     assert "super-secret-key-value" not in target.display()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90s", 90), ("30m", 1800), ("4h", 14400), ("1d", 86400), ("1w", 604800), ("12", 12)],
+)
+def test_durations(text, seconds):
+    from harness.config import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_bad_duration_says_how_to_write_one():
+    from harness.config import parse_duration
+
+    with pytest.raises(ConfigError, match=r"write e\.g\. 90s, 30m, 4h"):
+        parse_duration("soon")
+
+
+def test_pyproject_profiles_and_options_override_targets(tmp_path):
+    from harness.config import load_profiles
+
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(
+        '[tool.drill.environments.production]\nrpo = "15m"\n'
+        '[tool.drill.environments.dr-site]\nrto = "2h"\nrpo = "5m"\n'
+    )
+    profiles = load_profiles(pyproject)
+    assert profiles["production"].rto_seconds == 4 * 3600  # kept from the defaults
+    assert profiles["production"].rpo_seconds == 900
+    assert profiles["staging"] == PROFILES["staging"]
+    cfg = DrillConfig.resolve(
+        lambda spec: {"environment": "dr-site"}.get(spec.name), {}, profiles=profiles
+    )
+    assert (cfg.targets.rto_seconds, cfg.targets.rpo_seconds) == (7200, 300)
+    cfg = DrillConfig.resolve(lambda spec: {"rto": "30m"}.get(spec.name), {}, profiles=profiles)
+    assert (cfg.targets.rto_seconds, cfg.targets.rpo_seconds) == (1800, 900)
