@@ -12,18 +12,13 @@ from psycopg import errors, sql
 
 from harness import (
     CheckResult,
-    behaviour_check,
     canary,
-    compare,
     count_rows,
     detect,
     disasters,
-    invariants,
     parse_location,
     restore_table,
-    rls_behaviour,
-    take_backup,
-    take_fingerprint,
+    scenario,
 )
 
 pytestmark = pytest.mark.drill
@@ -40,20 +35,16 @@ MISTAKES = {
 def test_accidental_deletion(
     pg_server_factory, object_store, lesson_app, drill_run, drill_workdir, method, mistake
 ):
-    server = pg_server_factory("live")
-    with drill_run.phase("seed"):
-        app = lesson_app(server)
-        canary.write(app, "before backup")
+    app = scenario.seed(drill_run, pg_server_factory("live"), lesson_app)
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
-    with drill_run.phase("backup"):
-        drill_run.record_backup(take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"]))
+    scenario.back_up(drill_run, app, location, **method)
     # The application keeps working after the backup: these writes must survive.
     disasters.run_statement(
         app, sql.SQL("INSERT INTO public.page_views VALUES ('/after-backup', now(), 1)")
     )
     views = count_rows(app, "public", "page_views")
     last_write = canary.write(app, "last before the mistake")
-    before, rls_before = take_fingerprint(app), rls_behaviour(app)
+    before, rls_before = scenario.before_disaster(app)
 
     with drill_run.phase("disaster", MISTAKES[mistake].as_string(None)):
         try:
@@ -66,12 +57,7 @@ def test_accidental_deletion(
     with drill_run.phase("restore", "missing rows of each damaged table, in one transaction"):
         for table in found.damaged_tables:
             restore_table(location, app, table, workdir=drill_workdir, missing_only=True)
-    with drill_run.phase("verify"):
-        after = take_fingerprint(app)
-        drill_run.add(compare(before, after, ignore=("_drill_kept_",)).checks)
-        drill_run.add([behaviour_check(rls_before, rls_behaviour(app))])
-        drill_run.add(invariants(app))
-        drill_run.verified()
+    scenario.verify_in_place(drill_run, app, before, rls_before)
     drill_run.record_rpo(last_write, canary.newest(app))
 
     if mistake == "drop-table":

@@ -10,19 +10,7 @@ import pytest
 from methods import METHODS
 from psycopg import sql
 
-from harness import (
-    behaviour_check,
-    canary,
-    compare,
-    detect,
-    disasters,
-    invariants,
-    parse_location,
-    restore_table,
-    rls_behaviour,
-    take_backup,
-    take_fingerprint,
-)
+from harness import canary, detect, disasters, parse_location, restore_table, scenario
 
 pytestmark = pytest.mark.drill
 
@@ -31,53 +19,11 @@ pytestmark = pytest.mark.drill
 def test_partial_corruption(
     pg_server_factory, object_store, lesson_app, drill_run, drill_workdir, method
 ):
-    _logical(pg_server_factory, object_store, lesson_app, drill_run, drill_workdir, method)
-
-
-@pytest.mark.parametrize("method", METHODS)
-def test_physical_page_corruption(
-    pg_server_factory, object_store, lesson_app, drill_run, drill_workdir, method
-):
-    server = pg_server_factory("live")
-    with drill_run.phase("seed"):
-        app = lesson_app(server)
-        canary.write(app, "before backup")
+    app = scenario.seed(drill_run, pg_server_factory("live"), lesson_app)
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
-    with drill_run.phase("backup"):
-        drill_run.record_backup(take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"]))
+    scenario.back_up(drill_run, app, location, **method)
     last_write = canary.write(app, "last before the corruption")
-    before, rls_before = take_fingerprint(app), rls_behaviour(app)
-
-    with drill_run.phase("disaster", "bytes overwritten in a data file, server restarted"):
-        damaged_file = disasters.corrupt_data_file(server, "public.page_views")
-    with drill_run.phase("detect"):
-        found = detect(before, app)
-        drill_run.add([found.check])
-    with drill_run.phase("restore", ", ".join(found.damaged_tables) + " (pages unreadable)"):
-        for table in found.damaged_tables:
-            restore_table(location, app, table, workdir=drill_workdir, unreadable=True)
-    with drill_run.phase("verify"):
-        drill_run.add(compare(before, take_fingerprint(app), ignore=("_drill_kept_",)).checks)
-        drill_run.add([behaviour_check(rls_before, rls_behaviour(app))])
-        drill_run.add(invariants(app))
-        drill_run.verified()
-    drill_run.record_rpo(last_write, canary.newest(app))
-    drill_run.facts["damaged file"] = damaged_file
-
-    assert found.damaged_tables == ("public.page_views",)
-    assert drill_run.passed, drill_run.failures()
-
-
-def _logical(pg_server_factory, object_store, lesson_app, drill_run, drill_workdir, method):
-    server = pg_server_factory("live")
-    with drill_run.phase("seed"):
-        app = lesson_app(server)
-        canary.write(app, "before backup")
-    location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
-    with drill_run.phase("backup"):
-        drill_run.record_backup(take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"]))
-    last_write = canary.write(app, "last before the corruption")
-    before, rls_before = take_fingerprint(app), rls_behaviour(app)
+    before, rls_before = scenario.before_disaster(app)
 
     with drill_run.phase("disaster", "rows overwritten in two tables, one table truncated"):
         disasters.overwrite_rows(app, "public.messages_2026h1", "body", every=7)
@@ -89,11 +35,7 @@ def _logical(pg_server_factory, object_store, lesson_app, drill_run, drill_workd
     with drill_run.phase("restore", ", ".join(found.damaged_tables)):
         for table in found.damaged_tables:
             restore_table(location, app, table, workdir=drill_workdir)
-    with drill_run.phase("verify"):
-        drill_run.add(compare(before, take_fingerprint(app), ignore=("_drill_kept_",)).checks)
-        drill_run.add([behaviour_check(rls_before, rls_behaviour(app))])
-        drill_run.add(invariants(app))
-        drill_run.verified()
+    scenario.verify_in_place(drill_run, app, before, rls_before)
     drill_run.record_rpo(last_write, canary.newest(app))
 
     assert set(found.damaged_tables) == {
@@ -101,4 +43,30 @@ def _logical(pg_server_factory, object_store, lesson_app, drill_run, drill_workd
         "public.payments",
         "public.page_views",
     }
+    assert drill_run.passed, drill_run.failures()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_physical_page_corruption(
+    pg_server_factory, object_store, lesson_app, drill_run, drill_workdir, method
+):
+    server = pg_server_factory("live")
+    app = scenario.seed(drill_run, server, lesson_app)
+    location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
+    scenario.back_up(drill_run, app, location, **method)
+    last_write = canary.write(app, "last before the corruption")
+    before, rls_before = scenario.before_disaster(app)
+
+    with drill_run.phase("disaster", "bytes overwritten in a data file, server restarted"):
+        drill_run.facts["damaged file"] = disasters.corrupt_data_file(server, "public.page_views")
+    with drill_run.phase("detect"):
+        found = detect(before, app)
+        drill_run.add([found.check])
+    with drill_run.phase("restore", ", ".join(found.damaged_tables) + " (pages unreadable)"):
+        for table in found.damaged_tables:
+            restore_table(location, app, table, workdir=drill_workdir, unreadable=True)
+    scenario.verify_in_place(drill_run, app, before, rls_before)
+    drill_run.record_rpo(last_write, canary.newest(app))
+
+    assert found.damaged_tables == ("public.page_views",)
     assert drill_run.passed, drill_run.failures()

@@ -14,18 +14,14 @@ from methods import METHODS
 
 from harness import (
     CheckResult,
-    behaviour_check,
+    ObjectNotFound,
     canary,
     check_set,
-    compare,
     detect,
     disasters,
-    invariants,
     parse_location,
     restore_set,
-    rls_behaviour,
-    take_backup,
-    take_fingerprint,
+    scenario,
 )
 
 pytestmark = pytest.mark.drill
@@ -42,22 +38,16 @@ def test_ransomware_attack(
     pg_server_factory, object_store_factory, lesson_app, drill_run, drill_workdir, method
 ):
     store = object_store_factory(object_lock=True)
-    source = pg_server_factory("source")
-    with drill_run.phase("seed"):
-        app = lesson_app(source)
-        canary.write(app, "before backup")
+    app = scenario.seed(drill_run, pg_server_factory("source"), lesson_app)
     location = parse_location(f"s3://{store.bucket}/sets/nightly", s3=store.target, lock_days=1)
-    with drill_run.phase("backup", "under COMPLIANCE Object Lock for 1 day"):
-        backup = drill_run.record_backup(
-            drill_run.record_backup(
-                take_backup(app, location, fmt=method["fmt"], jobs=method["jobs"])
-            )
-        )
+    backup = scenario.back_up(
+        drill_run, app, location, **method, detail="under COMPLIANCE Object Lock for 1 day"
+    )
     time.sleep(1.1)  # S3 object timestamps have one-second resolution
     backed_up = datetime.now(UTC)
     time.sleep(1.1)
     last_write = canary.write(app, "last before the attack")
-    before, rls_before = take_fingerprint(app), rls_behaviour(app)
+    before, rls_before = scenario.before_disaster(app)
 
     with drill_run.phase("disaster", "tables encrypted; every backup deleted and overwritten"):
         disasters.encrypt_in_place(app, ENCRYPTED)
@@ -79,21 +69,11 @@ def test_ransomware_attack(
         drill_run.add([found.check])
     with drill_run.phase("restore", f"clean server, set as of {backed_up.isoformat()}"):
         assert not _latest_view_is_usable(location, drill_workdir)
-        clean_room = pg_server_factory("clean-room")
+        new = pg_server_factory("clean-room").target("app")
         restored = restore_set(
-            replace(location, as_of=backed_up),
-            clean_room.target("app"),
-            workdir=drill_workdir,
-            jobs=method["jobs"],
+            replace(location, as_of=backed_up), new, workdir=drill_workdir, jobs=method["jobs"]
         )
-    with drill_run.phase("verify"):
-        new = clean_room.target("app")
-        drill_run.add(restored.checks)
-        # The newest backup, exactly: an older set restored would show here.
-        drill_run.add(compare(backup.fingerprint, take_fingerprint(new)).checks)
-        drill_run.add([behaviour_check(rls_before, rls_behaviour(new))])
-        drill_run.add(invariants(new))
-        drill_run.verified()
+    scenario.verify_replacement(drill_run, new, backup, restored.checks, rls_before)
     drill_run.record_rpo(last_write, canary.newest(new))
 
     assert set(found.damaged_tables) >= {"public.messages_2026h1", "public.profiles"}
@@ -101,8 +81,6 @@ def test_ransomware_attack(
 
 
 def _latest_view_is_usable(location, workdir):
-    from harness import ObjectNotFound
-
     try:
         return check_set(location, workdir=workdir).ok
     except ObjectNotFound:

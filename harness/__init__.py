@@ -3,7 +3,7 @@
 The public surface drills and users may rely on is what ``__all__`` lists.
 """
 
-from harness import canary, disasters
+from harness import canary, disasters, scenario
 from harness.backup import BackupResult, take_backup
 from harness.backup_set import Location, Manifest, parse_location
 from harness.checks import CheckResult
@@ -130,6 +130,7 @@ __all__ = [
     "restore_table",
     "rls_behaviour",
     "run_sql_file",
+    "scenario",
     "server_version",
     "sha256_file",
     "take_backup",

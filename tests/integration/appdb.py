@@ -6,23 +6,10 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
 def load_app(server, dbname="app"):
-    """Create ``dbname`` on ``server`` and load the every-object-kind fixture into it."""
-    from psycopg import sql
+    """Create ``dbname`` on ``server`` and load the every-object-kind application into it."""
+    from harness.dataset import load_lesson_app
 
-    from harness.pg.sql import connect, create_database, run_sql_file
-
-    app = server.target(dbname)
-    create_database(app, dbname)
-    run_sql_file(app, FIXTURES / "supabase_roles.sql")
-    run_sql_file(app, FIXTURES / "every_object.sql")
-    with connect(app, autocommit=True) as conn:
-        db = sql.Identifier(dbname)
-        conn.execute(sql.SQL("ALTER DATABASE {} SET app.environment = 'production'").format(db))
-        conn.execute(
-            sql.SQL("ALTER ROLE anon IN DATABASE {} SET statement_timeout = '5s'").format(db)
-        )
-        conn.execute(sql.SQL("COMMENT ON DATABASE {} IS 'lesson booking'").format(db))
-    return app
+    return load_lesson_app(server.target(), FIXTURES, dbname=dbname)
 
 
 def state_of(server, dbname="app"):
