@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -12,6 +13,18 @@ class Throwaway:
     Entering starts it, and stops whatever came up if starting fails; leaving removes it.
     Cleanup never lives in ``__del__``.
     """
+
+    log_path: Path  # set by servers that write a log file
+
+    def log_text(self) -> str:
+        """Everything the server logged so far ("" when there is no log, or none yet)."""
+        path: Path | None = getattr(self, "log_path", None)
+        if path is None:
+            return ""
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            return ""
 
     def start(self) -> Self:
         """Start the server."""

@@ -230,9 +230,7 @@ def _apply(
             sql.SQL("ALTER TABLE {} DISABLE TRIGGER {}").format(table, sql.Identifier(tgname))
         )
     if missing_only:
-        match = sql.SQL(" AND ").join(
-            sql.SQL("t.{0} = i.{0}").format(sql.Identifier(k)) for k in keys
-        )
+        match = _key_match(keys)
         written = conn.execute(
             sql.SQL(
                 "INSERT INTO {t} ({c}) OVERRIDING SYSTEM VALUE SELECT {c} FROM _drill_incoming i "
@@ -334,8 +332,11 @@ def _advance_sequences(conn: Connection[Any], regclass: str, manifest: Manifest)
         )
 
 
-# Key columns are NOT NULL (primary key), so plain equality is exact, and it lets the planner
-# use a hash anti-join: IS NOT DISTINCT FROM would force a nested loop, quadratic in rows.
+def _key_match(keys: list[str]) -> sql.Composed:
+    """``t.k1 = i.k1 AND ...`` between the live table (t) and the incoming rows (i)."""
+    # Key columns are NOT NULL (primary key), so plain equality is exact, and it lets the
+    # planner use a hash anti-join: IS NOT DISTINCT FROM would force a quadratic nested loop.
+    return sql.SQL(" AND ").join(sql.SQL("t.{0} = i.{0}").format(sql.Identifier(k)) for k in keys)
 
 
 def _verify(
@@ -347,9 +348,7 @@ def _verify(
     missing_only: bool,
 ) -> tuple[CheckResult, ...]:
     if missing_only:
-        match = sql.SQL(" AND ").join(
-            sql.SQL("t.{0} = i.{0}").format(sql.Identifier(k)) for k in keys
-        )
+        match = _key_match(keys)
         absent = conn.execute(
             sql.SQL(
                 "SELECT count(*) FROM _drill_incoming i WHERE NOT EXISTS "

@@ -15,9 +15,9 @@ from typing import Any
 from psycopg import Connection, sql
 
 from harness.config import PgTarget
-from harness.fingerprint.session import fix_settings
+from harness.fingerprint.session import in_snapshot
 from harness.pg.globals import read_globals
-from harness.pg.sql import connect, sequence_positions
+from harness.pg.sql import sequence_positions
 
 
 def _acl(expr: str) -> sql.Composable:
@@ -191,12 +191,7 @@ class CatalogFingerprint:
 
 def catalog_fingerprint(target: PgTarget) -> CatalogFingerprint:
     """Describe ``target``'s database and the roles of its server."""
-    with connect(target) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        fix_settings(conn)
-        result = read_catalog_fingerprint(conn)
-        conn.rollback()
-    return result
+    return in_snapshot(target, read_catalog_fingerprint)
 
 
 def read_catalog_fingerprint(conn: Connection[Any]) -> CatalogFingerprint:

@@ -14,8 +14,7 @@ from harness.config import PgTarget
 from harness.errors import ManifestError
 from harness.fingerprint.catalog import CatalogFingerprint, read_catalog_fingerprint
 from harness.fingerprint.data import DataFingerprint, TableDigest, read_data_fingerprint
-from harness.fingerprint.session import fix_settings
-from harness.pg.sql import connect
+from harness.fingerprint.session import fix_settings, in_snapshot
 
 FORMAT = 1
 _SHOWN = 8  # differences named per check; the diff has them all
@@ -65,11 +64,7 @@ class Fingerprint:
 
 def take_fingerprint(target: PgTarget) -> Fingerprint:
     """Fingerprint ``target``'s database (data and catalog) in one snapshot."""
-    with connect(target) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        result = read_fingerprint(conn)
-        conn.rollback()
-    return result
+    return in_snapshot(target, read_fingerprint)
 
 
 def read_fingerprint(conn: Connection[Any]) -> Fingerprint:

@@ -18,8 +18,8 @@ from typing import Any
 from psycopg import Connection, errors, sql
 
 from harness.config import PgTarget
-from harness.fingerprint.session import fix_settings
-from harness.pg.sql import connect, user_relations
+from harness.fingerprint.session import in_snapshot
+from harness.pg.sql import user_relations
 
 # Base type name -> SQL template of a bigint hash of {col}.
 _TYPE_HASH = {
@@ -125,12 +125,7 @@ def table_digest(conn: Connection[Any], schema: str, name: str) -> TableDigest:
 
 def data_fingerprint(target: PgTarget) -> DataFingerprint:
     """Digest every user table of ``target``'s database, in one snapshot."""
-    with connect(target) as conn:
-        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        fix_settings(conn)
-        result = read_data_fingerprint(conn)
-        conn.rollback()
-    return result
+    return in_snapshot(target, read_data_fingerprint)
 
 
 def read_data_fingerprint(conn: Connection[Any]) -> DataFingerprint:

@@ -6,9 +6,15 @@ regclass and similar on the search path. A fingerprint is taken with all of them
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from psycopg import Connection
+
+from harness.config import PgTarget
+from harness.pg.sql import connect
+
+T = TypeVar("T")
 
 SETTINGS = (
     ("TimeZone", "UTC"),
@@ -26,3 +32,13 @@ def fix_settings(conn: Connection[Any]) -> None:
     """Apply :data:`SETTINGS` for the rest of the session."""
     for name, value in SETTINGS:
         conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+
+def in_snapshot(target: PgTarget, read: Callable[[Connection[Any]], T]) -> T:
+    """Run ``read`` in one read-only REPEATABLE READ snapshot with :data:`SETTINGS` fixed."""
+    with connect(target) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        fix_settings(conn)
+        result = read(conn)
+        conn.rollback()
+    return result

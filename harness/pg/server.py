@@ -202,7 +202,7 @@ class ThrowawayServer(Throwaway):
                 "\n".join(self.settings.lines(port=self.port)) + "\n"
             )
             self.identity.hand_over(self.datadir / "drill.conf")
-            log_mark = self._log_size()
+            log_mark = len(self.log_text())
             try:
                 self._pg_ctl(
                     "start",
@@ -213,7 +213,7 @@ class ThrowawayServer(Throwaway):
                 )
                 break
             except ToolError as exc:
-                new_log = self._log_text()[log_mark:]
+                new_log = self.log_text()[log_mark:]
                 if port_taken(new_log) and attempt < _START_ATTEMPTS:
                     log.info("port %d was taken before the server bound it; retrying", self.port)
                     continue
@@ -283,7 +283,7 @@ class ThrowawayServer(Throwaway):
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the server log, redacted."""
-        return tail(self._log_text(), lines)
+        return tail(self.log_text(), lines)
 
     # -- internals ------------------------------------------------------------------------
 
@@ -302,15 +302,6 @@ class ThrowawayServer(Throwaway):
             return int(first)
         except (OSError, ValueError):
             return None
-
-    def _log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def _log_size(self) -> int:
-        return len(self._log_text())
 
     def _start_error(self, message: str) -> ServerStartError:
         error = ServerStartError(

@@ -131,7 +131,7 @@ class SeaweedServer(Throwaway):
         config.chmod(0o600)
         for attempt in range(1, _START_ATTEMPTS + 1):
             self.ports = _distinct_ports(len(_PORT_NAMES))
-            mark = self._log_size()
+            mark = len(self.log_text())
             self.proc = spawn(self._argv(config), log_path=self.log_path, cwd=self.workdir)
             try:
                 wait_until(
@@ -142,7 +142,7 @@ class SeaweedServer(Throwaway):
                 )
                 break
             except WaitTimeout as exc:
-                output = self._log_text()[mark:]
+                output = self.log_text()[mark:]
                 self.stop()
                 if port_taken(output) and attempt < _START_ATTEMPTS:
                     log.info("a SeaweedFS port was taken before it bound; retrying")
@@ -200,15 +200,6 @@ class SeaweedServer(Throwaway):
             raise ServerStartError(f"weed exited with status {self.proc.returncode}")
         response = httpx.get(f"{self.endpoint_url}/healthz", timeout=2)
         return response.status_code == 200
-
-    def _log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def _log_size(self) -> int:
-        return len(self._log_text())
 
 
 def _distinct_ports(count: int) -> dict[str, int]:
