@@ -19,9 +19,9 @@ from pathlib import Path
 from psycopg import sql
 
 from harness.config import DrillConfig
-from harness.fingerprint.data import TABLES, data_fingerprint
+from harness.fingerprint.data import data_fingerprint
 from harness.fingerprint.locate import locate_differences
-from harness.pg.sql import connect, create_database
+from harness.pg.sql import connect, create_database, user_relations
 from harness.proc import run
 from harness.providers.embedded import EmbeddedProvider
 
@@ -45,7 +45,7 @@ def main() -> None:
             with connect(app, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
                 conn.execute("CREATE DATABASE copy TEMPLATE app")
-                tables = conn.execute(TABLES).fetchall()
+                tables = user_relations(conn, "rm")
                 rows = conn.execute("SELECT count(*) FROM pgbench_accounts").fetchone()[0]
             counts, prints = [], []
             for _ in range(args.runs):

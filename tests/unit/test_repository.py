@@ -60,3 +60,14 @@ def test_reports_directory_tracks_only_a_placeholder():
         ["git", "ls-files", "reports"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout.split()
     assert tracked in ([], ["reports/README.md"])
+
+
+def test_benchmarks_import():
+    """Benchmarks are not run by the suite, but they must not rot: each one imports."""
+    import importlib.util
+
+    for path in sorted((ROOT / "bench").glob("*.py")):
+        spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        assert callable(module.main), f"{path.name} has no main()"
