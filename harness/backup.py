@@ -33,7 +33,7 @@ from harness.fingerprint.compare import Fingerprint, read_fingerprint
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.dump import dump_database
 from harness.pg.globals import read_globals, render_sql
-from harness.pg.sql import connect, sequence_positions, user_relations
+from harness.pg.sql import connect, count_in, sequence_positions, user_relations
 from harness.pg.toc import STEPS, read_toc, write_section_sql
 from harness.redact import get_logger
 
@@ -239,20 +239,13 @@ def _contents(conn: Connection[Any]) -> tuple[tuple[TableRows, ...], tuple[Seque
     conn.execute("SET LOCAL row_security = off")
     tables = []
     for schema, name in user_relations(conn, "r"):
-        rows = _scalar_q(
-            conn, sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
-        )
-        tables.append(TableRows(schema=schema, name=name, rows=int(rows)))
+        rows = count_in(conn, sql.Identifier(schema, name))
+        tables.append(TableRows(schema=schema, name=name, rows=rows))
     sequences = [
         SequenceState(schema=schema, name=name, last_value=value, is_called=called)
         for schema, name, value, called in sequence_positions(conn)
     ]
     return tuple(tables), tuple(sequences)
-
-
-def _scalar_q(conn: Connection[Any], query: sql.Composed) -> Any:
-    row = conn.execute(query).fetchone()
-    return row[0] if row else None
 
 
 def _write_sections(tools: PgBinaries, dump: Path, staging: Path) -> dict[str, str]:

@@ -27,6 +27,7 @@ from harness.pg.binaries import PgBinaries, client_tools_for, find_binaries
 from harness.pg.globals import Globals, converge, read_globals
 from harness.pg.sql import (
     connect,
+    count_in,
     database_exists,
     require_destructive,
     terminate_sessions,
@@ -344,10 +345,7 @@ def verify_against_manifest(target: PgTarget, manifest: Manifest) -> tuple[Check
         conn.execute("SET row_security = off")
         wrong = []
         for t in manifest.tables:
-            row = conn.execute(
-                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(t.schema, t.name))
-            ).fetchone()
-            have = int(row[0]) if row else -1
+            have = count_in(conn, sql.Identifier(t.schema, t.name))
             if have != t.rows:
                 wrong.append(f"{t.qualified}: {have} rows, backup had {t.rows}")
         results.append(

@@ -25,7 +25,7 @@ from harness.checks import CheckResult, failures, render
 from harness.config import PgTarget
 from harness.errors import RestoreError, VerificationFailed
 from harness.pg.binaries import client_tools_for
-from harness.pg.sql import connect, require_destructive
+from harness.pg.sql import connect, count_in, require_destructive
 from harness.proc import run
 from harness.redact import get_logger
 from harness.set_check import require_good_set
@@ -204,7 +204,7 @@ def _apply(
             raise RestoreError("an unreadable table can only be restored in full", phase="target")
         rows_before, kept_copy = -1, "nothing (its pages are unreadable)"
     else:
-        rows_before = _count(conn, table)
+        rows_before = count_in(conn, table)
         kept = f"_drill_kept_{name}_{datetime.now(UTC):%Y%m%d%H%M%S}"[:63]
         conn.execute(
             sql.SQL("CREATE TABLE {} AS TABLE {}").format(sql.Identifier(schema, kept), table)
@@ -212,7 +212,7 @@ def _apply(
         kept_copy = f"{schema}.{kept}"
         say(f"kept the current {rows_before} rows in {kept_copy}")
     columns = _load_incoming(conn, table, data)
-    incoming = _count(conn, sql.Identifier("_drill_incoming"))
+    incoming = count_in(conn, sql.Identifier("_drill_incoming"))
     if incoming != expected_rows:
         raise RestoreError(
             f"the dump holds {incoming} rows of {schema}.{name} but the manifest "
@@ -266,16 +266,11 @@ def _apply(
         "table": f"{schema}.{name}",
         "mode": mode,
         "rows_before": rows_before,
-        "rows_after": _count(conn, table),
+        "rows_after": count_in(conn, table),
         "rows_written": written,
         "kept_copy": kept_copy,
         "checks": checks,
     }
-
-
-def _count(conn: Connection[Any], table: sql.Identifier) -> int:
-    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
-    return int(row[0]) if row else 0
 
 
 def _load_incoming(conn: Connection[Any], table: sql.Identifier, data: Path) -> list[str]:

@@ -19,7 +19,7 @@ from psycopg import Connection, sql
 from harness.config import PgTarget
 from harness.fingerprint.data import primary_key, row_hash
 from harness.fingerprint.session import fix_settings
-from harness.pg.sql import connect
+from harness.pg.sql import connect, count_in
 
 SMALL = 5000  # tables up to this many rows are compared row by row directly
 BUCKETS = 1024
@@ -63,7 +63,7 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
         key = primary_key(ref, schema, name)
         if not key:
             return _multiset(ref, cur, schema, name, started)
-        rows = _count(ref, schema, name)
+        rows = count_in(ref, sql.Identifier(schema, name))
         if rows <= SMALL:
             missing, extra, changed, read = _compare_rows(ref, cur, schema, name, key, None)
             passes = 1
@@ -92,13 +92,6 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
         full_passes=passes,
         seconds=time.monotonic() - started,
     )
-
-
-def _count(conn: Connection[Any], schema: str, name: str) -> int:
-    row = conn.execute(
-        sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, name))
-    ).fetchone()
-    return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)

@@ -91,9 +91,13 @@ def database_exists(target: PgTarget, name: str) -> bool:
 
 def count_rows(target: PgTarget, schema: str, table: str) -> int:
     """Exact row count of ``schema.table``."""
-    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
     with connect(target) as conn:
-        row = conn.execute(query).fetchone()
+        return count_in(conn, sql.Identifier(schema, table))
+
+
+def count_in(conn: Connection[Any], relation: sql.Identifier) -> int:
+    """Exact row count of ``relation`` on an open connection."""
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(relation)).fetchone()
     return int(row[0]) if row else 0
 
 
