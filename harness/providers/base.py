@@ -45,6 +45,32 @@ class PgServer(Protocol):
         ...
 
 
+class RemoteServer:
+    """A server reached over the network whose data directory is not on this machine.
+
+    Subclasses say how (or whether) it starts and stops.
+    """
+
+    def __init__(self, target: PgTarget, binaries: PgBinaries) -> None:
+        """Wrap ``target``; ``binaries`` are local client tools matching its version."""
+        self._target = target
+        self._binaries = binaries
+
+    @property
+    def binaries(self) -> PgBinaries:
+        """Local client tools matching the server's major version."""
+        return self._binaries
+
+    @property
+    def datadir(self) -> Path | None:
+        """Not reachable as a local path: None."""
+        return None
+
+    def target(self, dbname: str = "postgres") -> PgTarget:
+        """Connection details for ``dbname``."""
+        return self._target.with_dbname(dbname)
+
+
 class Provider(Protocol):
     """Supplies servers and an S3 endpoint, and takes all of them down at the end."""
 

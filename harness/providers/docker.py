@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from pathlib import Path
 from typing import Any
 
 from harness.config import DrillConfig, PgTarget, S3Target
@@ -17,7 +16,7 @@ from harness.errors import ProviderUnavailable
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.server import ServerSettings
 from harness.pg.sql import server_version
-from harness.providers.base import Fact, PgServer
+from harness.providers.base import Fact, PgServer, RemoteServer
 from harness.redact import get_logger, register_secret
 
 log = get_logger(__name__)
@@ -39,28 +38,13 @@ def docker_engine_problem() -> str | None:
     return None
 
 
-class ContainerServer:
+class ContainerServer(RemoteServer):
     """A PostgreSQL container started by testcontainers."""
 
     def __init__(self, container: Any, target: PgTarget, binaries: PgBinaries) -> None:
         """Wrap a started container."""
+        super().__init__(target, binaries)
         self.container = container
-        self._target = target
-        self._binaries = binaries
-
-    @property
-    def binaries(self) -> PgBinaries:
-        """Local client tools matching the container's server version."""
-        return self._binaries
-
-    @property
-    def datadir(self) -> Path | None:
-        """Inside the container: not reachable as a local path."""
-        return None
-
-    def target(self, dbname: str = "postgres") -> PgTarget:
-        """Connection details for ``dbname``."""
-        return self._target.with_dbname(dbname)
 
     def start(self) -> ContainerServer:
         """Start the container's server again."""

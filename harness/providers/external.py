@@ -7,7 +7,6 @@ built here carry that decision in ``destructive_ok``.
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from harness.config import DrillConfig, PgTarget, S3Target
@@ -15,34 +14,19 @@ from harness.errors import ConfigError
 from harness.pg.binaries import PgBinaries, client_tools_for
 from harness.pg.server import ServerSettings
 from harness.pg.sql import server_version
-from harness.providers.base import Fact, PgServer
+from harness.providers.base import Fact, PgServer, RemoteServer
 from harness.redact import get_logger
 
 log = get_logger(__name__)
 
 
-class ExternalServer:
+class ExternalServer(RemoteServer):
     """A server the user runs; stop and start are no-ops."""
 
     def __init__(self, target: PgTarget, binaries: PgBinaries, version: str) -> None:
         """Wrap ``target`` with client tools matching its ``version``."""
-        self._target = target
-        self._binaries = binaries
+        super().__init__(target, binaries)
         self.version = version
-
-    @property
-    def binaries(self) -> PgBinaries:
-        """Local client tools chosen for this server."""
-        return self._binaries
-
-    @property
-    def datadir(self) -> Path | None:
-        """Not ours: None."""
-        return None
-
-    def target(self, dbname: str = "postgres") -> PgTarget:
-        """The user's DSN, pointed at ``dbname``."""
-        return self._target.with_dbname(dbname)
 
     def start(self) -> ExternalServer:
         """Nothing to start."""
