@@ -158,55 +158,23 @@ def compare_data(
     for name in sorted(set(wanted) | set(have)):
         if tables is not None and name not in tables:
             continue
-        before, after = wanted.get(name), have.get(name)
-        if before is None:
-            checks.append(
-                CheckResult(
-                    f"data {name}",
-                    ok=False,
-                    critical=True,
-                    detail="table exists now but not in the reference",
-                )
-            )
-        elif after is None:
-            checks.append(
-                CheckResult(
-                    f"data {name}",
-                    ok=False,
-                    critical=True,
-                    detail=f"table is missing (reference had {before.rows} rows)",
-                )
-            )
-        elif after.rows < 0:
-            checks.append(CheckResult(f"data {name}", ok=False, critical=True, detail=after.digest))
-        elif before.rows != after.rows:
-            checks.append(
-                CheckResult(
-                    f"data {name}",
-                    ok=False,
-                    critical=True,
-                    detail=f"{after.rows} rows, reference had {before.rows}",
-                )
-            )
-        elif before.digest != after.digest:
-            checks.append(
-                CheckResult(
-                    f"data {name}",
-                    ok=False,
-                    critical=True,
-                    detail=f"same {after.rows} rows but different content",
-                )
-            )
-        else:
-            checks.append(
-                CheckResult(
-                    f"data {name}",
-                    ok=True,
-                    critical=True,
-                    detail=f"{after.rows} rows, content identical",
-                )
-            )
+        ok, detail = _table_verdict(wanted.get(name), have.get(name))
+        checks.append(CheckResult(f"data {name}", ok=ok, critical=True, detail=detail))
     return checks
+
+
+def _table_verdict(before: TableDigest | None, after: TableDigest | None) -> tuple[bool, str]:
+    if before is None:
+        return False, "table exists now but not in the reference"
+    if after is None:
+        return False, f"table is missing (reference had {before.rows} rows)"
+    if after.rows < 0:
+        return False, after.digest  # its pages could not be read
+    if before.rows != after.rows:
+        return False, f"{after.rows} rows, reference had {before.rows}"
+    if before.digest != after.digest:
+        return False, f"same {after.rows} rows but different content"
+    return True, f"{after.rows} rows, content identical"
 
 
 # Cluster-wide sections: a restore target may hold roles of its own (other databases,

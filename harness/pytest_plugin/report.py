@@ -62,13 +62,6 @@ class DrillRecord:
         """Record ``label: value`` for this drill's report entry."""
         self.facts.append(Fact(label, redact(str(value))))
 
-    def value(self, label: str) -> str | None:
-        """The last value recorded under ``label``."""
-        for fact in reversed(self.facts):
-            if fact.label == label:
-                return fact.value
-        return None
-
 
 def _seconds(value: float | None) -> str:
     return "not measured" if value is None else f"{value:.2f} s"
