@@ -17,15 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness.backup import take_backup
-from harness.backup_set import parse_location
 from harness.config import DrillConfig, PgTarget
+from harness.infra.providers import PgServer
+from harness.infra.providers.embedded import EmbeddedProvider
 from harness.pg.dump import dump_database, restore_dump
 from harness.pg.sql import connect, create_database, run_sql_file
 from harness.proc import run
-from harness.providers import PgServer
-from harness.providers.embedded import EmbeddedProvider
-from harness.restore import restore_set
+from harness.sets.manifest import parse_location
+from harness.sets.restore import restore_set
+from harness.sets.take import take_backup
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

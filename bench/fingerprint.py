@@ -19,11 +19,11 @@ from pathlib import Path
 from psycopg import sql
 
 from harness.config import DrillConfig
-from harness.fingerprint.data import data_fingerprint
-from harness.fingerprint.locate import locate_differences
+from harness.infra.providers.embedded import EmbeddedProvider
 from harness.pg.sql import connect, create_database, user_relations
 from harness.proc import run
-from harness.providers.embedded import EmbeddedProvider
+from harness.verify.data import data_fingerprint
+from harness.verify.locate import locate_differences
 
 
 def main() -> None:

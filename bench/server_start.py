@@ -14,11 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.infra.pg_server import ClusterTemplate, ThrowawayServer
+from harness.infra.privilege import choose_identity
+from harness.infra.s3.moto import MotoServer
+from harness.infra.s3.seaweed import SeaweedServer
 from harness.pg.binaries import find_binaries
-from harness.pg.server import ClusterTemplate, ThrowawayServer
-from harness.privilege import choose_identity
-from harness.s3server.moto import MotoServer
-from harness.s3server.seaweed import SeaweedServer
 
 
 def time_template_clone(template: ClusterTemplate, root: Path, runs: int) -> list[float]:

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from harness.config import DrillConfig, KeepPolicy, PgTarget, S3Target
-from harness.dataset import load_lesson_app
-from harness.drill import DrillRun
+from harness.drill.dataset import load_lesson_app
+from harness.drill.run import DrillRun
 from harness.errors import DrillError
-from harness.pg.server import ServerSettings
-from harness.providers import Fact, PgServer, Provider, make_provider
+from harness.infra.pg_server import ServerSettings
+from harness.infra.providers import Fact, PgServer, Provider, make_provider
 from harness.pytest_plugin.options import DRILL_CONFIG
 from harness.pytest_plugin.report import OUTCOMES, RECORD, SESSION_FACTS, DrillRecord
 from harness.redact import get_logger

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from harness.drill import DrillRun
-from harness.providers.base import Fact
+from harness.drill.run import DrillRun
+from harness.infra.providers.base import Fact
 from harness.redact import redact
 
 OUTCOMES = pytest.StashKey[dict[str, bool]]()

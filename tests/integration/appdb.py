@@ -7,7 +7,7 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 def load_app(server, dbname="app"):
     """Create ``dbname`` on ``server`` and load the every-object-kind application into it."""
-    from harness.dataset import load_lesson_app
+    from harness.drill.dataset import load_lesson_app
 
     return load_lesson_app(server.target(), FIXTURES, dbname=dbname)
 

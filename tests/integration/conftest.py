@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from harness.infra.pg_server import ClusterTemplate
+from harness.infra.privilege import choose_identity
 from harness.pg.binaries import available, find_binaries
-from harness.pg.server import ClusterTemplate
-from harness.privilege import choose_identity
 
 
 def pytest_collection_modifyitems(items):

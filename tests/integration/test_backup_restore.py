@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 from appdb import load_app, state_of
 
-from harness.backup import take_backup
-from harness.backup_set import MANIFEST, parse_location
 from harness.errors import BackupError, RestoreError, VerificationFailed
 from harness.pg.sql import connect, database_exists
-from harness.restore import restore_set
-from harness.set_check import check_set
+from harness.sets.check import check_set
+from harness.sets.manifest import MANIFEST, parse_location
+from harness.sets.restore import restore_set
+from harness.sets.take import take_backup
 
 
 @pytest.fixture

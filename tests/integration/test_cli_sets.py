@@ -3,7 +3,7 @@
 import pytest
 from appdb import load_app, state_of
 
-from harness.cli import main
+from harness.cli.main import main
 
 
 def _dsn(target, dbname="app", password=None):

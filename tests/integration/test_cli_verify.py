@@ -5,7 +5,7 @@ import json
 import pytest
 from appdb import load_app
 
-from harness.cli import main
+from harness.cli.main import main
 from harness.pg.sql import connect
 
 

@@ -5,10 +5,10 @@ import struct
 import pytest
 from appdb import load_app
 
-from harness.fingerprint.compare import Fingerprint, compare, take_fingerprint
-from harness.fingerprint.locate import SMALL, locate_differences
-from harness.fingerprint.rls import compare_behaviour, rls_behaviour
 from harness.pg.sql import connect
+from harness.verify.compare import Fingerprint, compare, take_fingerprint
+from harness.verify.locate import SMALL, locate_differences
+from harness.verify.rls import compare_behaviour, rls_behaviour
 
 
 @pytest.fixture
@@ -216,9 +216,9 @@ def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, a
 
 
 def test_locate_without_primary_key_compares_a_multiset(app, pg_server_factory):
-    from harness.backup import take_backup
-    from harness.backup_set import parse_location
-    from harness.restore import restore_set
+    from harness.sets.manifest import parse_location
+    from harness.sets.restore import restore_set
+    from harness.sets.take import take_backup
 
     copy = pg_server_factory("copy")
     import tempfile

@@ -2,9 +2,14 @@ import pytest
 
 from harness.config import DrillConfig
 from harness.errors import ConfigError, ProviderUnavailable, UnsafeTargetError
+from harness.infra.providers import (
+    DockerProvider,
+    EmbeddedProvider,
+    ExternalProvider,
+    make_provider,
+)
+from harness.infra.providers.docker import docker_engine_problem
 from harness.pg.sql import create_database, database_exists, drop_database
-from harness.providers import DockerProvider, EmbeddedProvider, ExternalProvider, make_provider
-from harness.providers.docker import docker_engine_problem
 
 
 def config(**values):

@@ -4,9 +4,9 @@ import pytest
 
 from harness.config import S3Target
 from harness.errors import ConfigError, StorageAuthError, StorageError, StorageUnreachable
-from harness.net import free_port
-from harness.s3server.moto import MotoServer
-from harness.s3server.seaweed import SeaweedServer, find_weed
+from harness.infra.ports import free_port
+from harness.infra.s3.moto import MotoServer
+from harness.infra.s3.seaweed import SeaweedServer, find_weed
 from harness.storage.s3 import S3ObjectStore, check_endpoint
 
 

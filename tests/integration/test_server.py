@@ -7,11 +7,11 @@ import psycopg
 import pytest
 
 from harness.errors import ConnectError, ServerStartError
-from harness.net import free_port
+from harness.infra.pg_server import ClusterTemplate, ServerSettings, ThrowawayServer
+from harness.infra.ports import free_port
+from harness.infra.privilege import ServerIdentity, ensure_system_user
 from harness.pg.binaries import find_binaries
-from harness.pg.server import ClusterTemplate, ServerSettings, ThrowawayServer
 from harness.pg.sql import connect, count_rows, server_version
-from harness.privilege import ServerIdentity, ensure_system_user
 from harness.proc import pid_alive
 
 

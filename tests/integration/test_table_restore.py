@@ -3,11 +3,11 @@
 import pytest
 from appdb import load_app, state_of
 
-from harness.backup import take_backup
-from harness.backup_set import parse_location
 from harness.errors import RestoreError
 from harness.pg.sql import connect
-from harness.table_restore import restore_table
+from harness.sets.manifest import parse_location
+from harness.sets.table_restore import restore_table
+from harness.sets.take import take_backup
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 import shlex
 from pathlib import Path
 
-from harness.pg.server import ServerSettings
-from harness.privilege import NOBODY_UID, ServerIdentity
+from harness.infra.pg_server import ServerSettings
+from harness.infra.privilege import NOBODY_UID, ServerIdentity
 
 
 def test_settings_bind_loopback_on_the_given_port_without_unix_socket():

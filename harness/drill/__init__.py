@@ -1,0 +1,1 @@
+"""The drill engine: runs, scenario steps, disasters, detection, canaries, data."""

@@ -1,1 +1,0 @@
-"""Fingerprints of a database (data and catalog), their comparison, and RLS behaviour."""

@@ -1,0 +1,1 @@
+"""Throwaway and external infrastructure: servers, providers, ports, privilege."""

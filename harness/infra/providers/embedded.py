@@ -1,0 +1,187 @@
+"""The default provider: throwaway PostgreSQL clusters and an S3 server on this machine.
+
+No Docker needed. PostgreSQL comes from the binaries :func:`find_binaries` picks (one
+template per major version, initialised once per session); S3 from SeaweedFS (default) or
+moto's server mode. ``close()`` stops everything it started; an ``atexit`` hook does the same
+as a last resort if the caller never gets there.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from harness.config import DrillConfig, S3Target
+from harness.errors import ProviderUnavailable
+from harness.infra.pg_server import ClusterTemplate, ServerSettings, ThrowawayServer
+from harness.infra.privilege import ServerIdentity, choose_identity
+from harness.infra.providers.base import Fact, PgServer
+from harness.infra.providers.external import external_s3_target
+from harness.infra.s3.moto import MotoServer
+from harness.infra.s3.seaweed import SeaweedServer, weed_version
+from harness.pg.binaries import find_binaries
+from harness.redact import get_logger
+
+log = get_logger(__name__)
+
+
+class EmbeddedProvider:
+    """Servers as local processes under one session directory."""
+
+    name = "embedded"
+
+    def __init__(self, config: DrillConfig, *, base_dir: Path) -> None:
+        """Prepare; servers start on demand.
+
+        Args:
+            config: the resolved drill configuration.
+            base_dir: a private directory for this session's servers.
+
+        """
+        self.config = config
+        self._requested_base = base_dir
+        self._base: Path | None = None
+        self._identity: ServerIdentity | None = None
+        self._templates: dict[Path, ClusterTemplate] = {}
+        self._servers: list[ThrowawayServer] = []
+        self._s3: SeaweedServer | MotoServer | None = None
+        self._s3_target: S3Target | None = None
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        atexit.register(self._atexit)
+
+    # -- PostgreSQL ---------------------------------------------------------------------
+
+    @property
+    def identity(self) -> ServerIdentity:
+        """How server processes run (decided, and logged, on first use)."""
+        if self._identity is None:
+            self._identity = choose_identity(self.config.run_as)
+        return self._identity
+
+    @property
+    def base_dir(self) -> Path:
+        """Where server directories go; outside private temp dirs for a system user."""
+        if self._base is None:
+            if self.identity.needs_own_tmpdir:
+                self._base = Path(tempfile.mkdtemp(prefix="drill-pg-"))
+                self.identity.hand_over(self._base)
+            else:
+                self._base = self._requested_base
+                self._base.mkdir(parents=True, exist_ok=True)
+        return self._base
+
+    def template(self, major: int | None = None) -> ClusterTemplate:
+        """The template for the chosen binaries (``major`` or the configured default)."""
+        binaries = find_binaries(
+            bindir=self.config.pg_bindir, major=major or self.config.pg_version
+        )
+        with self._lock:
+            if binaries.bindir not in self._templates:
+                log.info("PostgreSQL binaries: %s", binaries.describe())
+                self._templates[binaries.bindir] = ClusterTemplate(
+                    binaries, base_dir=self.base_dir / "templates", identity=self.identity
+                )
+            return self._templates[binaries.bindir]
+
+    def pg_server(
+        self, *, name: str, major: int | None = None, settings: ServerSettings | None = None
+    ) -> ThrowawayServer:
+        """Start a throwaway server copied from the template."""
+        template = self.template(major)
+        server = ThrowawayServer(
+            template,
+            workdir=self.base_dir / f"{name}-{next(self._counter)}",
+            settings=settings,
+            start_timeout=self.config.start_timeout,
+        )
+        with self._lock:
+            self._servers.append(server)
+        server.start()
+        return server
+
+    def release(self, server: PgServer, *, keep: bool) -> None:
+        """Stop a server; delete its directory unless ``keep``."""
+        if not isinstance(server, ThrowawayServer):
+            raise TypeError(f"{server!r} was not made by the embedded provider")
+        server.stop()
+        if keep:
+            log.info("keeping %s (server log: %s)", server.workdir, server.log_path)
+        else:
+            server.remove()
+        with self._lock:
+            if server in self._servers:
+                self._servers.remove(server)
+
+    # -- S3 -------------------------------------------------------------------------------
+
+    def s3_target(self) -> S3Target:
+        """Start the configured S3 backend on first use and return its endpoint."""
+        if self._s3_target is not None:
+            return self._s3_target
+        backend = self.config.s3_backend
+        if backend == "seaweedfs":
+            self._s3 = SeaweedServer(
+                self.base_dir / "seaweedfs", start_timeout=self.config.start_timeout
+            )
+        elif backend == "moto":
+            self._s3 = MotoServer()
+        elif backend == "external":
+            self._s3_target = external_s3_target(self.config)
+            return self._s3_target
+        else:
+            raise ProviderUnavailable(
+                f"--drill-s3={backend} needs the docker provider; with the embedded provider "
+                "use seaweedfs (default), moto, or external"
+            )
+        self._s3.start()
+        self._s3_target = self._s3.target()
+        return self._s3_target
+
+    # -- reporting and teardown -----------------------------------------------------------
+
+    def facts(self) -> list[Fact]:
+        """What this session uses."""
+        facts = [Fact("provider", "embedded (local processes, no Docker)")]
+        facts += [
+            Fact(f"PostgreSQL {t.binaries.major}", t.binaries.describe())
+            for t in self._templates.values()
+        ]
+        if self._identity is not None:
+            facts.append(Fact("server identity", self._identity.describe()))
+        if isinstance(self._s3, SeaweedServer):
+            facts.append(
+                Fact("S3", f"SeaweedFS {weed_version(self._s3.weed)} at {self._s3.endpoint_url}")
+            )
+        elif isinstance(self._s3, MotoServer):
+            facts.append(Fact("S3", f"moto server mode at {self._s3.endpoint_url}"))
+        elif self._s3_target is not None:
+            facts.append(Fact("S3", self._s3_target.display()))
+        return facts
+
+    def close(self, *, keep: bool = False) -> None:
+        """Stop every server and the S3 backend; delete the session directory unless keep."""
+        with self._lock:
+            servers, self._servers = self._servers, []
+        for server in servers:
+            try:
+                server.stop()
+            except Exception:  # best effort: one stuck server must not leak the others
+                log.exception("could not stop the server in %s", server.workdir)
+        if self._s3 is not None:
+            if keep:
+                self._s3.stop()
+            else:
+                self._s3.remove()
+            self._s3 = None
+        if self._base is not None and not keep:
+            shutil.rmtree(self._base, ignore_errors=True)
+        atexit.unregister(self._atexit)
+
+    def _atexit(self) -> None:
+        # Last resort for a caller that never reached close(): leave no process behind.
+        self.close(keep=True)

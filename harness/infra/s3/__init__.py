@@ -1,0 +1,1 @@
+"""S3-compatible servers the harness starts itself (SeaweedFS, moto)."""

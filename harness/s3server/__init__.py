@@ -1,1 +1,0 @@
-"""Throwaway S3-compatible servers: SeaweedFS and moto."""

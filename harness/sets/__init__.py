@@ -1,0 +1,1 @@
+"""Backup sets: take, check and restore them; what a production host runs."""

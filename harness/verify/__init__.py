@@ -1,0 +1,1 @@
+"""Verification: data and catalog fingerprints, comparison, row location, RLS."""
