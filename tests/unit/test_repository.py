@@ -18,13 +18,21 @@ def test_readme_gives_exactly_two_commands_drills_then_tests():
     assert "drills" not in commands[1]
 
 
-def test_ci_runs_the_readme_test_command_verbatim_as_its_last_step():
+def test_ci_runs_the_readme_tests_then_drills_verbatim_as_its_last_steps():
     steps = [
         line
         for line in (ROOT / ".ci/run").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     ]
-    assert steps[-1] == readme_commands()[1]
+    drills, tests = readme_commands()
+    assert steps[-2:] == [tests, drills]
+    assert steps[0] == "set -euo pipefail"
+
+
+def test_drills_environment_installs_only_the_drill_stack():
+    tox = (ROOT / "tox.ini").read_text()
+    section = tox.split("[testenv:drills]")[1].split("\n[")[0]
+    assert "extras = drills" in section
 
 
 def test_drills_environment_runs_pytest_on_drills_with_a_self_contained_report():
