@@ -1,9 +1,14 @@
 """Take a backup set of one database: globals, dump, per-section SQL, manifest last.
 
-Everything the manifest states about the data (row counts, sequence values) is read in the
-very snapshot the dump uses: the harness opens a REPEATABLE READ transaction, exports its
-snapshot and hands it to ``pg_dump --snapshot``, so counts and dump cannot disagree even while
-the application keeps writing.
+Everything the manifest states about the data (row counts, roles, the fingerprint) is read in
+the very snapshot the dump uses: the harness opens a REPEATABLE READ transaction, exports its
+snapshot, hands it to ``pg_dump --snapshot`` and keeps the transaction open until the dump
+is done, so counts and dump cannot disagree even while the application keeps writing.
+
+Sequence positions are the one thing no snapshot holds still (``nextval`` is not
+transactional; pg_dump reads each sequence's current position while it runs). The set
+records the positions the dump holds, read back from the archive: at or ahead of every key
+in the dumped rows, and exactly what a restore sets.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,20 +26,15 @@ from psycopg import Connection, sql
 from harness.config import PgTarget
 from harness.errors import BackupError, ConnectError, DrillError
 from harness.pg.binaries import PgBinaries, client_tools_for
-from harness.pg.dump import dump_database
+from harness.pg.dump import dump_database, dumped_sequences
 from harness.pg.globals import read_globals, render_sql
 from harness.pg.sql import connect, count_in, sequence_positions, user_relations
-from harness.pg.toc import STEPS, read_toc, write_section_sql
+from harness.pg.toc import STEPS, TocEntry, read_toc, write_section_sql
 from harness.redact import get_logger
-from harness.sets.manifest import (
-    Location,
-    Manifest,
-    SequenceState,
-    TableRows,
-    describe_artifacts,
-    discard,
-    publish,
-)
+from harness.sets.location import Location
+from harness.sets.manifest import Manifest, SequenceState, TableRows, describe_artifacts
+from harness.sets.publish import discard, publish
+from harness.verify.catalog import CatalogFingerprint
 from harness.verify.compare import Fingerprint, read_fingerprint
 
 log = get_logger(__name__)
@@ -98,6 +98,7 @@ def take_backup(
             tools = binaries or client_tools_for(facts.major)
             phase = "preflight"
             _refuse_rls_blockers(conn)
+            _refuse_unreadable_large_objects(conn)
             (staging / "db").mkdir()
             dump_path = (
                 staging
@@ -106,6 +107,9 @@ def take_backup(
             )
             # pg_dump works in its own process on the exported snapshot while this
             # connection counts rows in the same snapshot: the counts cost no extra time.
+            # The transaction stays open until pg_dump has finished: the dump (and, in
+            # directory format, each parallel worker when the data phase starts) imports
+            # the snapshot, which lives only as long as the transaction that exported it.
             with ThreadPoolExecutor(max_workers=1) as pool:
                 dumping = pool.submit(
                     dump_database,
@@ -116,20 +120,25 @@ def take_backup(
                     jobs=jobs,
                     snapshot=snapshot_id,
                 )
-                try:
-                    phase = "counts"
-                    tables, sequences = _contents(conn)
-                    phase = "globals"
-                    snapshot = read_globals(conn)
-                    phase = "fingerprint"
-                    fingerprint = read_fingerprint(conn) if with_fingerprint else None
-                finally:
-                    phase = "dump"
-                    result = dumping.result()
-            (staging / "globals").mkdir()
-            (staging / "globals" / "roles.json").write_text(snapshot.to_json())
-            (staging / "globals" / "roles.sql").write_text(render_sql(snapshot))
+                # Should a read fail, leaving the pool still waits for pg_dump with the
+                # transaction open, and the error reported is the read's, not the dump's.
+                phase = "counts"
+                tables, sequences = _contents(conn)
+                phase = "globals"
+                snapshot = read_globals(conn)
+                phase = "fingerprint"
+                fingerprint = read_fingerprint(conn) if with_fingerprint else None
+                phase = "dump"
+                result = dumping.result()
             conn.rollback()
+        phase = "sequences"
+        entries = read_toc(tools, dump_path)
+        sequences, fingerprint = _as_dumped(
+            sequences, fingerprint, dumped_sequences(tools, dump_path, entries, scratch=staging)
+        )
+        (staging / "globals").mkdir()
+        (staging / "globals" / "roles.json").write_text(snapshot.to_json())
+        (staging / "globals" / "roles.sql").write_text(render_sql(snapshot))
         files = {
             "globals/roles.json": "globals",
             "globals/roles.sql": "globals-sql",
@@ -140,7 +149,7 @@ def take_backup(
             files["fingerprint.json"] = "fingerprint"
         if section_sql:
             phase = "section sql"
-            files.update(_write_sections(tools, dump_path, staging))
+            files.update(_write_sections(tools, dump_path, entries, staging))
         phase = "manifest"
         manifest = Manifest(
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -212,6 +221,31 @@ def _source_facts(conn: Connection[Any]) -> _Source:
     )
 
 
+def _refuse_unreadable_large_objects(conn: Connection[Any]) -> None:
+    # pg_read_all_data does not cover large objects: pg_dump would stop at the first one the
+    # role cannot read, after minutes of work. Name them before anything starts.
+    row = conn.execute(
+        "SELECT rolsuper, current_user, current_setting('lo_compat_privileges')::bool "
+        "FROM pg_roles WHERE rolname = current_user"
+    ).fetchone()
+    if row is None or row[0] or row[2]:
+        return
+    unreadable = conn.execute(
+        "SELECT count(*), min(m.oid::text::bigint) FROM pg_largeobject_metadata m "
+        "WHERE NOT pg_has_role(current_user, m.lomowner, 'USAGE') AND NOT EXISTS ("
+        "  SELECT FROM aclexplode(m.lomacl) a WHERE a.privilege_type = 'SELECT'"
+        "  AND (a.grantee = 0 OR pg_has_role(current_user, a.grantee, 'USAGE')))"
+    ).fetchone()
+    if unreadable is not None and unreadable[0]:
+        raise BackupError(
+            f"role {row[1]!r} cannot read {unreadable[0]} large object(s) (the first is oid "
+            f"{unreadable[1]}), and pg_dump would fail on them: pg_read_all_data does not "
+            "cover large objects. GRANT SELECT ON LARGE OBJECT ... to the backup role, or "
+            "back up as a superuser",
+            phase="preflight",
+        )
+
+
 def _refuse_rls_blockers(conn: Connection[Any]) -> None:
     row = conn.execute(
         "SELECT rolsuper, rolbypassrls, current_user FROM pg_roles WHERE rolname = current_user"
@@ -248,8 +282,52 @@ def _contents(conn: Connection[Any]) -> tuple[tuple[TableRows, ...], tuple[Seque
     return tuple(tables), tuple(sequences)
 
 
-def _write_sections(tools: PgBinaries, dump: Path, staging: Path) -> dict[str, str]:
-    entries = read_toc(tools, dump)
+def _as_dumped(
+    sequences: tuple[SequenceState, ...],
+    fingerprint: Fingerprint | None,
+    dumped: dict[tuple[str, str], tuple[int, bool]],
+) -> tuple[tuple[SequenceState, ...], Fingerprint | None]:
+    """Sequence positions as the dump holds them, in the manifest and in the fingerprint.
+
+    Rows are read in the snapshot; sequence positions are not (``nextval`` is not
+    transactional, and pg_dump reads each sequence's current position). With writers
+    calling ``nextval`` during the backup, pg_dump's value is ahead of the one read here.
+    That is not data loss, and it is what a restore sets: recording it lets the restore
+    check stay exact, so a restored sequence anywhere else (behind in particular) fails.
+    """
+    missing = [f"{s.schema}.{s.name}" for s in sequences if (s.schema, s.name) not in dumped]
+    if missing:
+        log.warning("the dump holds no position for sequence(s) %s", ", ".join(missing))
+    as_dumped = tuple(
+        replace(s, last_value=dumped[key][0], is_called=dumped[key][1])
+        if (key := (s.schema, s.name)) in dumped
+        else s
+        for s in sequences
+    )
+    if fingerprint is None:
+        return as_dumped, None
+    positions = {f"{s.schema}.{s.name}": (s.last_value, s.is_called) for s in as_dumped}
+    rows = []
+    for name, text in fingerprint.catalog.sections.get("sequence_values", ()):
+        # The catalog fingerprint writes "<definition> | last_value=<v> is_called=<b>".
+        definition, separator, _ = text.rpartition(" | last_value=")
+        if not separator:
+            raise BackupError(
+                f"cannot read the position of sequence {name} in the fingerprint "
+                f"({text!r}); the fingerprint format changed",
+                phase="sequences",
+            )
+        if name in positions:
+            value, called = positions[name]
+            text = f"{definition} | last_value={value} is_called={called}"
+        rows.append((name, text))
+    sections = {**fingerprint.catalog.sections, "sequence_values": tuple(rows)}
+    return as_dumped, replace(fingerprint, catalog=CatalogFingerprint(sections=sections))
+
+
+def _write_sections(
+    tools: PgBinaries, dump: Path, entries: list[TocEntry], staging: Path
+) -> dict[str, str]:
     (staging / "sql").mkdir()
     files = {}
     for index, (step, _) in enumerate(STEPS, start=1):
