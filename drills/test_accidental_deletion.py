@@ -12,7 +12,6 @@ from psycopg import errors, sql
 
 from harness import (
     CheckResult,
-    canary,
     count_rows,
     detect,
     disasters,
@@ -37,13 +36,13 @@ def test_accidental_deletion(
 ):
     app = scenario.seed(drill_run, pg_server_factory("live"), lesson_app)
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
-    scenario.back_up(drill_run, app, location, **method)
-    # The application keeps working after the backup: these writes must survive.
-    disasters.run_statement(
-        app, sql.SQL("INSERT INTO public.page_views VALUES ('/after-backup', now(), 1)")
-    )
+    with scenario.live_writes(drill_run, app) as writes:
+        scenario.back_up(drill_run, app, location, writes=writes, **method)
+        # The application keeps working after the backup: these writes must survive.
+        disasters.run_statement(
+            app, sql.SQL("INSERT INTO public.page_views VALUES ('/after-backup', now(), 1)")
+        )
     views = count_rows(app, "public", "page_views")
-    last_write = canary.write(app, "last before the mistake")
     before, rls_before = scenario.before_disaster(app)
 
     with drill_run.phase("disaster", MISTAKES[mistake].as_string(None)):
@@ -58,7 +57,7 @@ def test_accidental_deletion(
         for table in found.damaged_tables:
             restore_table(location, app, table, workdir=drill_workdir, missing_only=True)
     scenario.verify_in_place(drill_run, app, before, rls_before)
-    drill_run.record_rpo(last_write, canary.newest(app))
+    scenario.record_rpo(drill_run, writes, app)
 
     if mistake == "drop-table":
         drill_run.add(

@@ -10,7 +10,7 @@ import pytest
 from methods import METHODS
 from psycopg import sql
 
-from harness import canary, detect, disasters, parse_location, restore_table, scenario
+from harness import detect, disasters, parse_location, restore_table, scenario
 
 pytestmark = pytest.mark.drill
 
@@ -21,8 +21,8 @@ def test_partial_corruption(
 ):
     app = scenario.seed(drill_run, pg_server_factory("live"), lesson_app)
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
-    scenario.back_up(drill_run, app, location, **method)
-    last_write = canary.write(app, "last before the corruption")
+    with scenario.live_writes(drill_run, app) as writes:
+        scenario.back_up(drill_run, app, location, writes=writes, **method)
     before, rls_before = scenario.before_disaster(app)
 
     with drill_run.phase("disaster", "rows overwritten in two tables, one table truncated"):
@@ -36,7 +36,7 @@ def test_partial_corruption(
         for table in found.damaged_tables:
             restore_table(location, app, table, workdir=drill_workdir)
     scenario.verify_in_place(drill_run, app, before, rls_before)
-    drill_run.record_rpo(last_write, canary.newest(app))
+    scenario.record_rpo(drill_run, writes, app)
 
     assert set(found.damaged_tables) == {
         "public.messages_2026h1",
@@ -53,8 +53,8 @@ def test_physical_page_corruption(
     server = pg_server_factory("live")
     app = scenario.seed(drill_run, server, lesson_app)
     location = parse_location(f"s3://{object_store.bucket}/sets/nightly", s3=object_store.target)
-    scenario.back_up(drill_run, app, location, **method)
-    last_write = canary.write(app, "last before the corruption")
+    with scenario.live_writes(drill_run, app) as writes:
+        scenario.back_up(drill_run, app, location, writes=writes, **method)
     before, rls_before = scenario.before_disaster(app)
 
     with drill_run.phase("disaster", "bytes overwritten in a data file, server restarted"):
@@ -66,7 +66,7 @@ def test_physical_page_corruption(
         for table in found.damaged_tables:
             restore_table(location, app, table, workdir=drill_workdir, unreadable=True)
     scenario.verify_in_place(drill_run, app, before, rls_before)
-    drill_run.record_rpo(last_write, canary.newest(app))
+    scenario.record_rpo(drill_run, writes, app)
 
     assert found.damaged_tables == ("public.page_views",)
     assert drill_run.passed, drill_run.failures()

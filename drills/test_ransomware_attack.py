@@ -15,7 +15,6 @@ from methods import METHODS
 from harness import (
     CheckResult,
     ObjectNotFound,
-    canary,
     check_set,
     detect,
     disasters,
@@ -40,13 +39,18 @@ def test_ransomware_attack(
     store = object_store_factory(object_lock=True)
     app = scenario.seed(drill_run, pg_server_factory("source"), lesson_app)
     location = parse_location(f"s3://{store.bucket}/sets/nightly", s3=store.target, lock_days=1)
-    backup = scenario.back_up(
-        drill_run, app, location, **method, detail="under COMPLIANCE Object Lock for 1 day"
-    )
-    time.sleep(1.1)  # S3 object timestamps have one-second resolution
-    backed_up = datetime.now(UTC)
-    time.sleep(1.1)
-    last_write = canary.write(app, "last before the attack")
+    with scenario.live_writes(drill_run, app) as writes:
+        backup = scenario.back_up(
+            drill_run,
+            app,
+            location,
+            writes=writes,
+            **method,
+            detail="under COMPLIANCE Object Lock for 1 day, under live writes",
+        )
+        time.sleep(1.1)  # S3 object timestamps have one-second resolution
+        backed_up = datetime.now(UTC)
+        time.sleep(1.1)
     before, rls_before = scenario.before_disaster(app)
 
     with drill_run.phase("disaster", "tables encrypted; every backup deleted and overwritten"):
@@ -74,7 +78,7 @@ def test_ransomware_attack(
             replace(location, as_of=backed_up), new, workdir=drill_workdir, jobs=method["jobs"]
         )
     scenario.verify_replacement(drill_run, new, backup, restored.checks, rls_before)
-    drill_run.record_rpo(last_write, canary.newest(new))
+    scenario.record_rpo(drill_run, writes, new)
 
     assert set(found.damaged_tables) >= {"public.messages_2026h1", "public.profiles"}
     assert drill_run.passed, drill_run.failures()
