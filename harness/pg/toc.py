@@ -104,6 +104,18 @@ class TocEntry:
     name: str
     owner: str
     line: str
+    described: str = ""  # everything after the kind: "<schema> <name> <owner>", unquoted
+
+    def names(self, schema: str, name: str) -> bool:
+        """Whether this entry is about ``schema.name``.
+
+        ``pg_restore --list`` prints names unquoted, so a schema or owner whose name holds a
+        space cannot be split off reliably (``schema``/``name``/``owner`` are a best guess);
+        matching the known names against the whole description can.
+        """
+        return self.described.startswith(f"{schema} {name} ") or self.described == (
+            f"{schema} {name}"
+        )
 
     @property
     def step(self) -> str:
@@ -139,7 +151,11 @@ def parse_list(text: str) -> list[TocEntry]:
         schema = fields[0] if fields else "-"
         owner = fields[-1] if len(fields) >= 3 else ""
         name = " ".join(fields[1:-1]) if len(fields) >= 3 else " ".join(fields[1:])
-        entries.append(TocEntry(int(match.group(1)), kind, schema, name, owner, raw))
+        entries.append(
+            TocEntry(
+                int(match.group(1)), kind, schema, name, owner, raw, rest[len(kind) :].strip()
+            )
+        )
     return entries
 
 

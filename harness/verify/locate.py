@@ -4,7 +4,8 @@ With a primary key, both sides are bucketed by key ranges taken from a small sam
 reference (``TABLESAMPLE SYSTEM``) and aggregated per bucket in one grouped pass each; only
 the buckets whose count or digest differ are then read row by row (a primary-key range scan)
 and compared key by key. Without a primary key, rows are compared as a multiset of row
-hashes, and the differing rows are shown by content.
+hashes, and the differing rows are shown by content. Like the digests, every read is of the
+table's own rows (``ONLY``), never of its inheritance children.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from psycopg import Connection, sql
 
 from harness.config import PgTarget
-from harness.pg.sql import connect, count_in
+from harness.pg.sql import connect
 from harness.verify.data import primary_key, row_hash
 from harness.verify.session import fix_settings
 
@@ -60,10 +61,27 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
         for conn in (ref, cur):
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             fix_settings(conn)
+        unpopulated = [
+            side
+            for side, conn in (("reference", ref), ("current", cur))
+            if not _populated(conn, table)
+        ]
+        if unpopulated:
+            # A materialized view never populated has no rows to compare.
+            return RowDifferences(
+                table=table,
+                method=f"not populated in the {' and the '.join(unpopulated)} database",
+                missing=(),
+                extra=(),
+                changed=(),
+                rows_read=0,
+                full_passes=0,
+                seconds=time.monotonic() - started,
+            )
         key = primary_key(ref, schema, name)
         if not key:
             return _multiset(ref, cur, schema, name, started)
-        rows = count_in(ref, sql.Identifier(schema, name))
+        rows = _own_rows(ref, schema, name)
         if rows <= SMALL:
             missing, extra, changed, read = _compare_rows(ref, cur, schema, name, key, None)
             passes = 1
@@ -92,6 +110,23 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
         full_passes=passes,
         seconds=time.monotonic() - started,
     )
+
+
+def _populated(conn: Connection[Any], table: str) -> bool:
+    schema, _, name = table.rpartition(".")
+    row = conn.execute(
+        "SELECT c.relispopulated FROM pg_class c WHERE c.oid = %s::regclass",
+        (sql.Identifier(schema, name).as_string(conn),),
+    ).fetchone()
+    return bool(row[0]) if row else True
+
+
+def _own_rows(conn: Connection[Any], schema: str, name: str) -> int:
+    # ONLY: a classic inheritance parent's own rows, as its digest counts them.
+    row = conn.execute(
+        sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass(frozen=True)
@@ -149,7 +184,7 @@ def _bucketing(conn: Connection[Any], schema: str, name: str, column: str) -> _B
     ).fetchone()
     if typname and typname[0] in ("smallint", "integer", "bigint"):
         row = conn.execute(
-            sql.SQL("SELECT min({c}), max({c}) FROM {t}").format(c=col, t=table)
+            sql.SQL("SELECT min({c}), max({c}) FROM ONLY {t}").format(c=col, t=table)
         ).fetchone()
         if row and row[0] is not None:
             low, high = int(row[0]), int(row[1])
@@ -163,7 +198,7 @@ def _bucketing(conn: Connection[Any], schema: str, name: str, column: str) -> _B
         r[0]
         for r in conn.execute(
             sql.SQL(
-                "SELECT min({c}) FROM {t} TABLESAMPLE SYSTEM (%s) "
+                "SELECT min({c}) FROM ONLY {t} TABLESAMPLE SYSTEM (%s) "
                 "GROUP BY (ctid::text::point)[0] ORDER BY 1"
             ).format(c=col, t=table),
             (percent,),
@@ -177,7 +212,7 @@ def _buckets(
     conn: Connection[Any], schema: str, name: str, bucketing: _Bucketing
 ) -> dict[int, tuple[int, str]]:
     expr, params = bucketing.expr()
-    query = sql.SQL("SELECT {b}, count(*), sum({h})::text FROM {t} t GROUP BY 1").format(
+    query = sql.SQL("SELECT {b}, count(*), sum({h})::text FROM ONLY {t} t GROUP BY 1").format(
         b=expr, h=row_hash(conn, schema, name), t=sql.Identifier(schema, name)
     )
     return {int(b): (int(n), str(s)) for b, n, s in conn.execute(query, params).fetchall()}
@@ -196,7 +231,7 @@ def _compare_rows(
         keytext = sql.SQL(" || ', ' || ").join(
             sql.SQL("coalesce({}::text, 'NULL')").format(sql.Identifier("t", k)) for k in key
         )
-        query = sql.SQL("SELECT {k}, {h} FROM {t} t{w}").format(
+        query = sql.SQL("SELECT {k}, {h} FROM ONLY {t} t{w}").format(
             k=keytext,
             h=row_hash(conn, schema, name),
             t=sql.Identifier(schema, name),
@@ -219,7 +254,7 @@ def _multiset(
     for conn in (ref, cur):
         query = sql.SQL(
             "SELECT h, count(*), min(x) FROM (SELECT {h} AS h, t::text AS x "
-            "FROM {t} t) s GROUP BY h"
+            "FROM ONLY {t} t) s GROUP BY h"
         ).format(h=row_hash(conn, schema, name), t=sql.Identifier(schema, name))
         counts.append({int(h): (int(n), str(x)) for h, n, x in conn.execute(query).fetchall()})
     a, b = counts

@@ -33,7 +33,8 @@ def state_of(server, dbname="app"):
     with connect(target) as conn:
         names = conn.execute(
             "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n "
-            "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN "
+            "ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'm') AND c.relispopulated "
+            "AND n.nspname NOT IN "
             "('pg_catalog', 'information_schema') ORDER BY 1, 2"
         ).fetchall()
         for nsp, rel in names:
