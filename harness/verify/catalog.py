@@ -3,8 +3,10 @@
 Each section maps an object's stable name (``schema.table.column``, ``table.policy`` ...) to
 a one-line description built from the server's own deparsers (``pg_get_functiondef``,
 ``pg_get_triggerdef``, ``pg_get_expr``, ``pg_get_constraintdef`` ...), owners, privileges
-(ACL items sorted, so grant order does not matter), flags and comments. Two databases with
-the same sections have the same schema, roles, RLS, grants and comments.
+(by meaning, see :mod:`harness.verify.acl`: NULL is the owner's default, grant order does not
+matter), flags and comments. Two databases with the same sections have the same schema,
+roles, RLS, grants and comments. Objects of temporary schemas (any session's) are left out:
+they are never part of a backup.
 """
 
 from __future__ import annotations
@@ -17,20 +19,17 @@ from psycopg import Connection, sql
 from harness.config import PgTarget
 from harness.pg.globals import read_globals
 from harness.pg.sql import sequence_positions
+from harness.verify.acl import acl_items, default_acl_query, explicit_items
+from harness.verify.objects import object_queries
 from harness.verify.session import in_snapshot
 
-
-def _acl(expr: str) -> sql.Composable:
-    # expr is a column reference from this module's constant queries, never input.
-    return sql.SQL(
-        "coalesce((SELECT string_agg(a::text, ',' ORDER BY a::text) FROM unnest({}) a), 'default')"
-    ).format(sql.SQL(expr))
-
-
-USER_NS = (
-    "n.nspname NOT IN ('pg_catalog', 'information_schema') "
-    "AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'"
+# System schemas, TOAST schemas, and the temporary schemas of every session (temporary
+# objects are never part of a backup): {n} is a namespace alias of the constant queries.
+_USER_NS = (
+    "{n}.nspname NOT IN ('pg_catalog', 'information_schema') "
+    "AND {n}.nspname NOT LIKE 'pg\\_toast%%' AND {n}.nspname NOT LIKE 'pg\\_temp%%'"
 )
+USER_NS = _USER_NS.replace("{n}", "n")
 NOT_EXTENSION = (
     "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} "
     "AND d.classid = '{cls}'::regclass AND d.deptype = 'e')"
@@ -48,16 +47,28 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "SELECT n.nspname, concat_ws(' | ', 'owner=' || pg_get_userbyid(n.nspowner), "
             "'acl=' || {acl}, 'comment=' || coalesce(obj_description(n.oid, 'pg_namespace'), "
             "'')) FROM pg_namespace n WHERE {ns} AND n.nspname NOT LIKE 'pg\\_%%'"
-        ).format(acl=_acl("n.nspacl"), ns=ns),
+        ).format(acl=acl_items("n.nspacl", "'n'", "n.nspowner"), ns=ns),
         "relations": sql.SQL(
             "SELECT n.nspname || '.' || c.relname, concat_ws(' | ', 'kind=' || c.relkind::text, "
             "'owner=' || pg_get_userbyid(c.relowner), 'persistence=' || c.relpersistence::text, "
             "'acl=' || {acl}, 'options=' || coalesce(c.reloptions::text, ''), "
             "'partition=' || coalesce(pg_get_expr(c.relpartbound, c.oid), ''), "
-            "'comment=' || coalesce(obj_description(c.oid, 'pg_class'), '')) "
+            "'comment=' || coalesce(obj_description(c.oid, 'pg_class'), ''), "
+            "'server=' || s.srvname, 'foreign options=' || "
+            "array_to_string(array(SELECT o FROM unnest(f.ftoptions) o ORDER BY o), ',')) "
             "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_foreign_table f ON f.ftrelid = c.oid "
+            "LEFT JOIN pg_foreign_server s ON s.oid = f.ftserver "
             "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {ns} AND {ext}"
-        ).format(acl=_acl("c.relacl"), ns=ns, ext=_not_ext("c.oid", "pg_class")),
+        ).format(
+            acl=acl_items(
+                "c.relacl",
+                "CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::\"char\"",
+                "c.relowner",
+            ),
+            ns=ns,
+            ext=_not_ext("c.oid", "pg_class"),
+        ),
         "rls": sql.SQL(
             "SELECT n.nspname || '.' || c.relname, 'enabled=' || c.relrowsecurity "
             "|| ' forced=' || c.relforcerowsecurity FROM pg_class c "
@@ -81,10 +92,7 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "WHERE a.attnum > 0 AND NOT a.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f', "
             "'c') AND {ns} AND {ext}"
         ).format(
-            acl=sql.SQL(
-                "coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) "
-                "FROM unnest(a.attacl) x), '')"
-            ),
+            acl=explicit_items("a.attacl"),
             ns=ns,
             ext=_not_ext("c.oid", "pg_class"),
         ),
@@ -97,8 +105,8 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "LEFT JOIN pg_type t ON t.oid = k.contypid "
             "LEFT JOIN pg_namespace tn ON tn.oid = t.typnamespace "
             "JOIN pg_namespace kn ON kn.oid = k.connamespace "
-            "WHERE kn.nspname NOT IN ('pg_catalog', 'information_schema') AND {ext}"
-        ).format(ext=_not_ext("k.oid", "pg_constraint")),
+            "WHERE {ns} AND {ext}"
+        ).format(ns=sql.SQL(_USER_NS.replace("{n}", "kn")), ext=_not_ext("k.oid", "pg_constraint")),
         "indexes": sql.SQL(
             "SELECT n.nspname || '.' || c.relname, pg_get_indexdef(c.oid) FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n "
@@ -116,7 +124,9 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "'owner=' || pg_get_userbyid(p.proowner), 'acl=' || {acl}, "
             "'comment=' || obj_description(p.oid, 'pg_proc')) FROM pg_proc p "
             "JOIN pg_namespace n ON n.oid = p.pronamespace WHERE {ns} AND {ext}"
-        ).format(acl=_acl("p.proacl"), ns=ns, ext=_not_ext("p.oid", "pg_proc")),
+        ).format(
+            acl=acl_items("p.proacl", "'f'", "p.proowner"), ns=ns, ext=_not_ext("p.oid", "pg_proc")
+        ),
         "triggers": sql.SQL(
             "SELECT n.nspname || '.' || c.relname || '.' || g.tgname, "
             "pg_get_triggerdef(g.oid, true) || ' | enabled=' || g.tgenabled::text "
@@ -140,12 +150,20 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "WHEN 'c' THEN 'composite ' || (SELECT string_agg(a.attname || ' ' || "
             "format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) FROM pg_attribute a "
             "WHERE a.attrelid = t.typrelid AND a.attnum > 0 AND NOT a.attisdropped) "
+            "WHEN 'r' THEN 'range ' || (SELECT concat_ws(' ', format_type(r.rngsubtype, NULL), "
+            "'collation=' || nullif(r.rngcollation, 0)::regcollation::text, "
+            "'opclass=' || (SELECT o.opcname FROM pg_opclass o WHERE o.oid = r.rngsubopc), "
+            "'canonical=' || nullif(r.rngcanonical, 0)::regproc::text, "
+            "'diff=' || nullif(r.rngsubdiff, 0)::regproc::text) FROM pg_range r "
+            "WHERE r.rngtypid = t.oid) "
             "ELSE 'type ' || t.typtype::text END, 'owner=' || pg_get_userbyid(t.typowner), "
             "'acl=' || {acl}, 'comment=' || obj_description(t.oid, 'pg_type')) "
             "FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
-            "WHERE {ns} AND (t.typtype IN ('e', 'd') OR (t.typtype = 'c' AND "
+            "WHERE {ns} AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND "
             "(SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')) AND {ext}"
-        ).format(acl=_acl("t.typacl"), ns=ns, ext=_not_ext("t.oid", "pg_type")),
+        ).format(
+            acl=acl_items("t.typacl", "'T'", "t.typowner"), ns=ns, ext=_not_ext("t.oid", "pg_type")
+        ),
         "extensions": sql.SQL(
             "SELECT x.extname, x.extversion || ' in ' || n.nspname FROM pg_extension x "
             "JOIN pg_namespace n ON n.oid = x.extnamespace"
@@ -159,13 +177,10 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "'using=' || pg_get_expr(p.polqual, p.polrelid), "
             "'with check=' || pg_get_expr(p.polwithcheck, p.polrelid), "
             "'comment=' || obj_description(p.oid, 'pg_policy')) FROM pg_policy p "
-            "JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace"
-        ),
-        "default_privileges": sql.SQL(
-            "SELECT pg_get_userbyid(d.defaclrole) || ' in ' || coalesce(n.nspname, '(all)') "
-            "|| ' on ' || d.defaclobjtype::text, {acl} FROM pg_default_acl d "
-            "LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace"
-        ).format(acl=_acl("d.defaclacl")),
+            "JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE {ns}"
+        ).format(ns=ns),
+        "default_privileges": default_acl_query(),
         "publications": sql.SQL(
             "SELECT p.pubname, concat_ws(' | ', 'owner=' || pg_get_userbyid(p.pubowner), "
             "'all tables=' || p.puballtables, 'insert=' || p.pubinsert, 'update=' || "
@@ -175,6 +190,7 @@ def _queries() -> dict[str, sql.SQL | sql.Composed]:
             "WHERE t.pubname = p.pubname), '')) "
             "FROM pg_publication p"
         ),
+        **object_queries(),
     }
 
 
@@ -253,21 +269,17 @@ def _globals(conn: Connection[Any]) -> dict[str, tuple[tuple[str, str], ...]]:
             for m in snapshot.memberships
         )
     )
-    grants = (
-        "default"
-        if snapshot.database_grants is None
-        else ",".join(
-            sorted(
-                f"{g.grantee or 'PUBLIC'}:{g.privilege}{'*' if g.grantable else ''}"
-                for g in snapshot.database_grants
-            )
+    # The database's privileges by meaning, as every other object's (harness.verify.acl).
+    row = conn.execute(
+        sql.SQL("SELECT {} FROM pg_database d WHERE d.datname = current_database()").format(
+            acl_items("d.datacl", "'d'", "d.datdba")
         )
-    )
+    ).fetchone()
     database = (
         (
             "database",
             f"owner={snapshot.database_owner} | settings {', '.join(snapshot.database_settings)} | "
-            f"grants {grants} | comment={snapshot.database_comment or ''}",
+            f"acl={row[0] if row else ''} | comment={snapshot.database_comment or ''}",
         ),
     )
     return {"roles": roles, "memberships": memberships, "database": database}

@@ -13,10 +13,17 @@ from harness.config import PgTarget
 from harness.errors import ManifestError
 from harness.verify.catalog import CatalogFingerprint, read_catalog_fingerprint
 from harness.verify.checks import CheckResult
-from harness.verify.data import DataFingerprint, TableDigest, read_data_fingerprint
+from harness.verify.data import (
+    DataFingerprint,
+    LargeObjectDigest,
+    TableDigest,
+    read_data_fingerprint,
+)
 from harness.verify.session import fix_settings, in_snapshot
 
-FORMAT = 1
+# 2: privileges by meaning, foreign servers, large objects, materialized view states.
+FORMAT = 2
+_READABLE = frozenset({1, FORMAT})  # format 1 documents: data compared, catalog not
 _SHOWN = 8  # differences named per check; the diff has them all
 
 
@@ -27,10 +34,11 @@ class Fingerprint:
     server_version: str
     data: DataFingerprint
     catalog: CatalogFingerprint
+    format: int = FORMAT  # of the document it was read from
 
     def to_json(self) -> str:
         """Serialise (stable order)."""
-        return json.dumps({"format": FORMAT, **asdict(self)}, indent=1, sort_keys=True)
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Self:
@@ -42,14 +50,22 @@ class Fingerprint:
         """
         try:
             body: dict[str, Any] = json.loads(text)
-            if body.get("format") != FORMAT:
-                raise ManifestError(f"fingerprint format {body.get('format')!r} is unknown")
+            if body.get("format") not in _READABLE:
+                raise ManifestError(
+                    f"fingerprint format {body.get('format')!r} is unknown (this version reads "
+                    f"formats {', '.join(map(str, sorted(_READABLE)))}): verify with the "
+                    "version of the harness that took the backup"
+                )
+            large_objects = body["data"].get("large_objects")
             return cls(
                 server_version=str(body["server_version"]),
                 data=DataFingerprint(
                     tables=tuple(
                         TableDigest(**{**t, "key": tuple(t["key"])}) for t in body["data"]["tables"]
-                    )
+                    ),
+                    large_objects=None
+                    if large_objects is None
+                    else LargeObjectDigest(**large_objects),
                 ),
                 catalog=CatalogFingerprint(
                     sections={
@@ -57,6 +73,7 @@ class Fingerprint:
                         for name, rows in body["catalog"]["sections"].items()
                     }
                 ),
+                format=int(body["format"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ManifestError(f"not a fingerprint document: {exc}") from exc
@@ -121,11 +138,26 @@ def compare(
     for check in checks:
         if not check.ok:
             diff_lines.append(f"{check.name}: {check.detail}")
-    if catalog:
+    if catalog and expected.format != actual.format:
+        # The sections changed meaning between formats (privileges, above all): comparing
+        # them would report every ACL as changed. Say so instead of failing or passing.
+        older = min(expected.format, actual.format)
+        checks.append(
+            CheckResult(
+                "catalog",
+                ok=False,
+                critical=False,
+                detail=f"not compared: one fingerprint has format {older}, taken by an older "
+                f"version of the harness; take a new backup to compare the catalog",
+            )
+        )
+    elif catalog:
+        # Roles of the reference: what a privilege on the compared side may involve.
+        known = frozenset(expected.catalog.section("roles"))
         names = sorted(set(expected.catalog.sections) | set(actual.catalog.sections))
         for name in names:
             section_checks, lines = _compare_section(
-                name, expected.catalog.section(name), actual.catalog.section(name)
+                name, expected.catalog.section(name), actual.catalog.section(name), known
             )
             checks += section_checks
             diff_lines += lines
@@ -138,20 +170,27 @@ def _without(fingerprint: Fingerprint, ignore: tuple[str, ...]) -> Fingerprint:
 
     return Fingerprint(
         server_version=fingerprint.server_version,
-        data=DataFingerprint(tables=tuple(t for t in fingerprint.data.tables if keep(t.qualified))),
+        data=DataFingerprint(
+            tables=tuple(t for t in fingerprint.data.tables if keep(t.qualified)),
+            large_objects=fingerprint.data.large_objects,
+        ),
         catalog=CatalogFingerprint(
             sections={
                 name: tuple(row for row in rows if keep(row[0]))
                 for name, rows in fingerprint.catalog.sections.items()
             }
         ),
+        format=fingerprint.format,
     )
 
 
 def compare_data(
     expected: DataFingerprint, actual: DataFingerprint, *, tables: set[str] | None = None
 ) -> list[CheckResult]:
-    """One check per table: exact row count and content digest."""
+    """One check per table, and one for the large objects when the reference has them.
+
+    A table's check compares its exact row count, content digest and population state.
+    """
     checks = []
     wanted = {t.qualified: t for t in expected.tables}
     have = {t.qualified: t for t in actual.tables}
@@ -160,6 +199,9 @@ def compare_data(
             continue
         ok, detail = _table_verdict(wanted.get(name), have.get(name))
         checks.append(CheckResult(f"data {name}", ok=ok, critical=True, detail=detail))
+    if expected.large_objects is not None and tables is None:
+        ok, detail = _large_objects_verdict(expected.large_objects, actual.large_objects)
+        checks.append(CheckResult("data large objects", ok=ok, critical=True, detail=detail))
     return checks
 
 
@@ -168,6 +210,12 @@ def _table_verdict(before: TableDigest | None, after: TableDigest | None) -> tup
         return False, "table exists now but not in the reference"
     if after is None:
         return False, f"table is missing (reference had {before.rows} rows)"
+    if before.populated != after.populated:
+        if after.populated:
+            return False, f"populated now ({after.rows} rows), not populated in the reference"
+        return False, f"not populated now, reference had {before.rows} rows"
+    if not after.populated:
+        return True, "not populated, as in the reference"
     if after.rows < 0:
         return False, after.digest  # its pages could not be read
     if before.rows != after.rows:
@@ -177,27 +225,83 @@ def _table_verdict(before: TableDigest | None, after: TableDigest | None) -> tup
     return True, f"{after.rows} rows, content identical"
 
 
-# Cluster-wide sections: a restore target may hold roles of its own (other databases,
-# the platform's): extra ones there are worth a warning, not a failure.
-EXTRAS_TOLERATED = frozenset({"roles", "memberships"})
+def _large_objects_verdict(
+    before: LargeObjectDigest, after: LargeObjectDigest | None
+) -> tuple[bool, str]:
+    if after is None:
+        return False, f"not taken here (reference had {before.count} large objects)"
+    if after.digest.startswith("unreadable"):
+        return False, after.digest
+    if before.count != after.count:
+        return False, f"{after.count} large objects, reference had {before.count}"
+    if before.digest != after.digest:
+        return False, f"same {after.count} large objects but different content"
+    return True, f"{after.count} large objects, content identical"
+
+
+def classify_extras(
+    section: str, extra: list[str], known_roles: frozenset[str]
+) -> tuple[list[str], list[str]]:
+    """Split objects present only on the compared side into failures and mere notes.
+
+    Anything extra inside the database (a grant, a policy, a function ...) changes what the
+    restored database allows: it fails. Roles are cluster-wide, and a restore target may
+    have its own (a platform's administrators, other databases' owners): a role the
+    reference does not have at all is only reported. A membership is reported only when
+    neither side of it is a role of the reference; one that gives a reference role more
+    privileges, or gives one of them to another role, fails.
+
+    Args:
+        section: the catalog section.
+        extra: names present only on the compared side.
+        known_roles: the reference's roles.
+
+    Returns:
+        ``(failing, informational)`` names.
+
+    """
+    if section == "roles":
+        return [], extra
+    if section != "memberships":
+        return extra, []
+    failing: list[str] = []
+    informational: list[str] = []
+    for key in extra:
+        involved = _membership_roles(key)
+        (failing if involved & known_roles else informational).append(key)
+    return failing, informational
+
+
+def _membership_roles(key: str) -> set[str]:
+    """Every role name that ``member in role`` may stand for.
+
+    Role names may themselves contain `` in ``: every way of splitting is taken, so that a
+    reference role is never missed.
+    """
+    names: set[str] = set()
+    start = 0
+    while (at := key.find(" in ", start)) >= 0:
+        names |= {key[:at], key[at + 4 :]}
+        start = at + 1
+    return names
 
 
 def _compare_section(
-    name: str, expected: dict[str, str], actual: dict[str, str]
+    name: str, expected: dict[str, str], actual: dict[str, str], known_roles: frozenset[str]
 ) -> tuple[list[CheckResult], list[str]]:
     missing = sorted(set(expected) - set(actual))
-    extra = sorted(set(actual) - set(expected))
+    extra, outside = classify_extras(name, sorted(set(actual) - set(expected)), known_roles)
     notes: list[CheckResult] = []
-    if name in EXTRAS_TOLERATED and extra:
+    if outside:
         notes.append(
             CheckResult(
                 f"catalog {name} (extra)",
                 ok=False,
                 critical=False,
-                detail=f"present only on this server: {', '.join(extra)}",
+                detail=f"present only on this server, outside the reference's roles: "
+                f"{', '.join(outside)}",
             )
         )
-        extra = []
     changed = sorted(k for k in set(expected) & set(actual) if expected[k] != actual[k])
     lines: list[str] = []
     for key in missing:
