@@ -1,24 +1,34 @@
-"""An object store in a local directory, with atomic writes (temp name, then rename)."""
+"""An object store in a local directory, with atomic writes (temp name, then rename).
+
+A local directory may have been prepared by someone else (a backup set copied from a share,
+a bucket synced to disk), so it is read as untrusted: every key is checked before it becomes
+a path, and only regular files are objects. A symbolic link or a special file (FIFO, device)
+anywhere below the root is refused rather than followed; a FIFO would block a reader forever.
+"""
 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
-import tempfile
+import stat
 from collections.abc import Callable
+from datetime import datetime
+from io import BufferedReader
 from pathlib import Path
 
-from harness.errors import ObjectNotFound, StorageError
-from harness.storage.base import ObjectInfo
+from harness.errors import ConfigError, ObjectNotFound, StorageError, UnsafeObjectError
+from harness.storage.base import ObjectInfo, require_key, shown
+
+_TMP_PREFIX = ".tmp-"
 
 
 class LocalObjectStore:
     """Keys map to files below ``root``; ``/`` in a key is a directory separator."""
 
     def __init__(self, root: Path) -> None:
-        """Use (and create) ``root``."""
+        """Use ``root``; it is created by the first write, never by reading."""
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
 
     @property
     def location(self) -> str:
@@ -26,58 +36,162 @@ class LocalObjectStore:
         return str(self.root)
 
     def _path(self, key: str) -> Path:
-        path = (self.root / key).resolve()
-        if not path.is_relative_to(self.root.resolve()) or key.endswith("/") or not key:
-            raise StorageError(f"invalid object key {key!r} for {self.root}")
+        require_key(key, str(self.root))
+        path = self.root.joinpath(*key.split("/"))
+        # Every directory on the way must be a real one: a symbolic link would lead out.
+        current = self.root
+        for part in key.split("/")[:-1]:
+            current = current / part
+            if current.is_symlink():
+                raise self._unsafe(key, f"{part} is a symbolic link")
         return path
 
-    def put_file(self, key: str, path: Path) -> None:
-        """Copy ``path`` in under ``key`` atomically."""
+    def _unsafe(self, key: str, why: str) -> UnsafeObjectError:
+        return UnsafeObjectError(
+            f"refusing {shown(key)} in {self.root}: {why}; a store holds regular files only"
+        )
+
+    def put_file(self, key: str, path: Path, *, lock_until: datetime | None = None) -> None:
+        """Copy ``path`` in under ``key`` atomically.
+
+        Raises:
+            ConfigError: ``lock_until`` was given (a directory has no Object Lock).
+            UnsafeObjectError: the key is not safe.
+            StorageError: ``path`` cannot be read or the copy cannot be written.
+
+        """
+        self._refuse_lock(lock_until)
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(dest, lambda tmp: shutil.copyfile(path, tmp))
+        self._write(key, dest, lambda tmp: shutil.copyfile(path, tmp))
 
-    def get_file(self, key: str, path: Path) -> None:
-        """Copy ``key`` out to ``path`` atomically."""
-        source = self._existing(key)
-        _atomic_write(path, lambda tmp: shutil.copyfile(source, tmp))
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        """Write ``data`` under ``key`` atomically."""
+    def put_bytes(self, key: str, data: bytes, *, lock_until: datetime | None = None) -> None:
+        """Write ``data`` under ``key`` atomically (errors as :meth:`put_file`)."""
+        self._refuse_lock(lock_until)
         dest = self._path(key)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write(dest, lambda tmp: tmp.write_bytes(data))
+        self._write(key, dest, lambda tmp: tmp.write_bytes(data))
 
-    def get_bytes(self, key: str) -> bytes:
-        """Read ``key``."""
-        return self._existing(key).read_bytes()
+    def get_file(self, key: str, path: Path, *, version_id: str | None = None) -> None:
+        """Copy ``key`` out to ``path`` atomically.
 
-    def _existing(self, key: str) -> Path:
+        Raises:
+            ObjectNotFound: no such key.
+            UnsafeObjectError: the key is not safe, or names a link or special file.
+            ConfigError: ``version_id`` was given (a directory keeps no versions).
+
+        """
+        self._refuse_versions(version_id)
+        with self._open(key) as source:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_write(path, lambda tmp: _copy_from(source, tmp))
+            except OSError as exc:
+                raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    def get_bytes(self, key: str, *, version_id: str | None = None) -> bytes:
+        """Read ``key`` (errors as :meth:`get_file`)."""
+        self._refuse_versions(version_id)
+        with self._open(key) as source:
+            return source.read()
+
+    def _open(self, key: str) -> BufferedReader:
         path = self._path(key)
-        if not path.is_file():
-            raise ObjectNotFound(f"{key!r} not found in {self.root}")
-        return path
+        try:
+            # O_NOFOLLOW: the file itself may not be a link; O_NONBLOCK: a FIFO must not hang
+            # the open (it is refused just below).
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise ObjectNotFound(f"{shown(key)} not found in {self.root}") from exc
+        except OSError as exc:
+            if path.is_symlink():
+                raise self._unsafe(key, "it is a symbolic link") from exc
+            raise StorageError(f"cannot read {shown(key)} in {self.root}: {exc.strerror}") from exc
+        reader = os.fdopen(fd, "rb")
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            reader.close()
+            raise self._unsafe(key, "it is not a regular file")
+        return reader
 
-    def list(self, prefix: str = "") -> list[ObjectInfo]:
-        """Every object below the root whose key starts with ``prefix``."""
+    def list(self, prefix: str = "", *, as_of: datetime | None = None) -> list[ObjectInfo]:
+        """Every regular file below the root whose key starts with ``prefix``.
+
+        Raises:
+            UnsafeObjectError: a symbolic link or special file lies below the root.
+            ConfigError: ``as_of`` was given (a directory keeps no versions).
+            StorageError: the root is not a readable directory.
+
+        """
+        self._refuse_versions(as_of)
+        if not self.root.exists():
+            return []
+        if not self.root.is_dir():
+            raise StorageError(f"{self.root} is not a directory")
         found = []
-        for path in self.root.rglob("*"):
-            if path.is_file() and not path.name.startswith(".tmp-"):
+
+        def fail(exc: OSError) -> None:
+            raise StorageError(f"cannot list {self.root}: {exc.strerror or exc}") from exc
+
+        for directory, dirs, files in os.walk(self.root, onerror=fail):
+            base = Path(directory)
+            for name in dirs:
+                if (base / name).is_symlink():
+                    key = (base / name).relative_to(self.root).as_posix()
+                    raise self._unsafe(key, "it is a symbolic link")
+            for name in files:
+                if name.startswith(_TMP_PREFIX):
+                    continue  # a write in progress, not an object yet
+                path = base / name
                 key = path.relative_to(self.root).as_posix()
+                info = path.lstat()
+                if stat.S_ISLNK(info.st_mode):
+                    raise self._unsafe(key, "it is a symbolic link")
+                if not stat.S_ISREG(info.st_mode):
+                    raise self._unsafe(key, "it is not a regular file")
                 if key.startswith(prefix):
-                    found.append(ObjectInfo(key=key, size=path.stat().st_size))
+                    found.append(ObjectInfo(key=key, size=info.st_size))
         return sorted(found, key=lambda o: o.key)
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
-        self._path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {shown(key)} in {self.root}: {exc}") from exc
+
+    def _write(self, key: str, dest: Path, write: Callable[[Path], object]) -> None:
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(dest, write)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot store {shown(key)} in {self.root}: {exc.strerror or exc}"
+            ) from exc
+
+    def _refuse_lock(self, until: datetime | None) -> None:
+        if until is not None:
+            raise ConfigError(
+                f"{self.root} is a local directory: Object Lock needs an s3:// location "
+                "in a bucket with Object Lock enabled"
+            )
+
+    def _refuse_versions(self, marker: object) -> None:
+        if marker is not None:
+            raise ConfigError(
+                f"{self.root} is a local directory and keeps no versions: reading as of a "
+                "time needs an s3:// location in a versioned bucket"
+            )
+
+
+def _copy_from(source: BufferedReader, tmp: Path) -> None:
+    with tmp.open("wb") as out:
+        shutil.copyfileobj(source, out)
 
 
 def _atomic_write(dest: Path, write: Callable[[Path], object]) -> None:
     """Let ``write`` fill a temp file beside ``dest``, then rename it into place."""
-    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=".tmp-")
-    os.close(fd)
-    tmp = Path(name)
+    # Created with mode 0666 less the umask, as any other file the user writes (mkstemp
+    # would make every stored object 0600).
+    tmp = dest.parent / f"{_TMP_PREFIX}{secrets.token_hex(8)}"
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
         write(tmp)
         tmp.replace(dest)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3.session
+from boto3.exceptions import Boto3Error
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
@@ -38,7 +39,7 @@ from harness.errors import (
     UnsafeTargetError,
 )
 from harness.redact import redact
-from harness.storage.base import ObjectInfo
+from harness.storage.base import ObjectInfo, require_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,7 +68,13 @@ class ObjectVersion:
 def _lock_args(until: datetime | None) -> dict[str, Any]:
     if until is None:
         return {}
-    return {"ObjectLockMode": "COMPLIANCE", "ObjectLockRetainUntilDate": until}
+    # S3 requires an integrity checksum on every write that sets a retention; clients here
+    # send checksums only when required, and upload_file does not know it is.
+    return {
+        "ObjectLockMode": "COMPLIANCE",
+        "ObjectLockRetainUntilDate": until,
+        "ChecksumAlgorithm": "SHA256",
+    }
 
 
 def make_client(target: S3Target, *, connect_timeout: float = 5, attempts: int = 3) -> S3Client:
@@ -156,11 +163,12 @@ class S3ObjectStore:
 
     def create_bucket(self, *, object_lock: bool = False) -> None:
         """Create the bucket (versioned and lockable when ``object_lock``)."""
+        options: dict[str, Any] = {"ObjectLockEnabledForBucket": True} if object_lock else {}
+        if self.target.region != "us-east-1":
+            # Outside us-east-1 S3 refuses a bucket that does not name its region.
+            options["CreateBucketConfiguration"] = {"LocationConstraint": self.target.region}
         try:
-            if object_lock:
-                self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=True)
-            else:
-                self.client.create_bucket(Bucket=self.bucket)
+            self.client.create_bucket(Bucket=self.bucket, **options)
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"create bucket {self.bucket}") from exc
 
@@ -173,18 +181,30 @@ class S3ObjectStore:
             lock_until: keep this version under COMPLIANCE Object Lock until then (the
                 bucket must have Object Lock enabled).
 
+        Raises:
+            UnsafeObjectError: the key is not safe (see :func:`key_problem`).
+            StorageError: ``path`` cannot be read, or the upload failed.
+
         """
+        require_key(key, self.location)
         extra = _lock_args(lock_until)
         try:
             self.client.upload_file(
                 str(path), self.bucket, key, Config=self.transfer, ExtraArgs=extra or None
             )
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
             raise translate(exc, self.target, f"upload {key}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot upload {key}: cannot read {path} ({exc.strerror})") from exc
 
     def get_file(self, key: str, path: Path, *, version_id: str | None = None) -> None:
         """Download (one version of) ``key`` to a temp name beside ``path``, then rename."""
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        require_key(key, self.location)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        except OSError as exc:
+            raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
         os.close(fd)
         try:
             self.client.download_file(
@@ -195,13 +215,14 @@ class S3ObjectStore:
                 ExtraArgs={"VersionId": version_id} if version_id else None,
             )
             Path(name).replace(path)
-        except (BotoCoreError, ClientError) as exc:
+        except (BotoCoreError, ClientError, Boto3Error) as exc:
             raise translate(exc, self.target, f"download {key}") from exc
         finally:
             Path(name).unlink(missing_ok=True)
 
     def put_bytes(self, key: str, data: bytes, *, lock_until: datetime | None = None) -> None:
         """Store ``data`` under ``key`` (COMPLIANCE-locked until ``lock_until``, if given)."""
+        require_key(key, self.location)
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, **_lock_args(lock_until))
         except (BotoCoreError, ClientError) as exc:
@@ -221,16 +242,29 @@ class S3ObjectStore:
             raise translate(exc, self.target, f"put locked {key}") from exc
         return str(response.get("VersionId", ""))
 
-    def get_bytes(self, key: str) -> bytes:
-        """Return the content of ``key``."""
+    def get_bytes(self, key: str, *, version_id: str | None = None) -> bytes:
+        """Return the content of ``key`` (or of one version of it)."""
+        require_key(key, self.location)
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+            if version_id:
+                response = self.client.get_object(Bucket=self.bucket, Key=key, VersionId=version_id)
+            else:
+                response = self.client.get_object(Bucket=self.bucket, Key=key)
+            return response["Body"].read()
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"get {key}") from exc
 
-    def list(self, prefix: str = "", *, page_size: int = 1000) -> list[ObjectInfo]:
-        """Every object under ``prefix``, through the paginator (``page_size`` keys a call)."""
-        found: list[ObjectInfo] = []
+    def list(
+        self, prefix: str = "", *, as_of: datetime | None = None, page_size: int = 1000
+    ) -> builtins.list[ObjectInfo]:
+        """Every object under ``prefix``, through the paginator (``page_size`` keys a call).
+
+        With ``as_of``: each key's newest version at or before that time (from the bucket's
+        versions; keys whose newest entry by then is a delete marker are absent).
+        """
+        if as_of is not None:
+            return self._list_as_of(prefix, as_of)
+        found: builtins.list[ObjectInfo] = []
         try:
             paginator = self.client.get_paginator("list_objects_v2")
             pages = paginator.paginate(
@@ -244,6 +278,13 @@ class S3ObjectStore:
         except (BotoCoreError, ClientError) as exc:
             raise translate(exc, self.target, f"list {self.bucket}/{prefix}") from exc
         return sorted(found, key=lambda o: o.key)
+
+    def _list_as_of(self, prefix: str, as_of: datetime) -> builtins.list[ObjectInfo]:
+        newest: dict[str, ObjectInfo | None] = {}
+        for v in self.versions(prefix):  # oldest first: the last one by then wins
+            if v.modified <= as_of:
+                newest[v.key] = None if v.deleted else ObjectInfo(v.key, v.size, v.version_id)
+        return sorted((o for o in newest.values() if o is not None), key=lambda o: o.key)
 
     def versions(self, prefix: str = "") -> builtins.list[ObjectVersion]:
         """Every version and delete marker under ``prefix`` (paginated), oldest first."""
@@ -275,6 +316,7 @@ class S3ObjectStore:
 
     def delete(self, key: str) -> None:
         """Delete ``key`` (creates a delete marker in a versioned bucket)."""
+        require_key(key, self.location)
         self._require_destructive(f"delete {key}")
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)

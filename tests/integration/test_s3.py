@@ -1,3 +1,4 @@
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -83,3 +84,38 @@ def test_moto_reset_forgets_buckets(moto):
     moto.reset()
     with pytest.raises(StorageError):
         store.get_bytes("anything")
+
+
+def test_listing_as_of_a_time_reads_the_versions_of_then(moto):
+    store = S3ObjectStore(moto.target(), "as-of")
+    store.create_bucket(object_lock=True)  # Object Lock implies versioning
+    store.put_bytes("set/manifest.json", b"original")
+    store.put_bytes("set/gone.dump", b"deleted later")
+    time.sleep(1.1)  # S3 timestamps have one-second resolution
+    then = datetime.now(UTC)
+    time.sleep(1.1)
+    store.put_bytes("set/manifest.json", b"ransom note")
+    store.delete("set/gone.dump")
+    store.put_bytes("set/new.dump", b"written later")
+
+    now = {o.key: o for o in store.list("set/")}
+    assert sorted(now) == ["set/manifest.json", "set/new.dump"]
+    past = {o.key: o for o in store.list("set/", as_of=then)}
+    assert sorted(past) == ["set/gone.dump", "set/manifest.json"]
+    manifest = past["set/manifest.json"]
+    assert manifest.size == len(b"original")
+    assert store.get_bytes("set/manifest.json", version_id=manifest.version_id) == b"original"
+
+
+def test_put_with_lock_until_keeps_the_object_under_compliance_retention(moto, tmp_path):
+    store = S3ObjectStore(moto.target(), "locked-puts")
+    store.create_bucket(object_lock=True)
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    source = tmp_path / "a.dump"
+    source.write_bytes(b"PGDMP")
+    store.put_file("set/a.dump", source, lock_until=until)
+    store.put_bytes("set/manifest.json", b"{}", lock_until=until)
+    for key in ("set/a.dump", "set/manifest.json"):
+        head = store.client.head_object(Bucket=store.bucket, Key=key)
+        assert head["ObjectLockMode"] == "COMPLIANCE"
+        assert head["ObjectLockRetainUntilDate"] == until
