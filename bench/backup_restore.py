@@ -23,7 +23,7 @@ from harness.infra.providers.embedded import EmbeddedProvider
 from harness.pg.dump import dump_database, restore_dump
 from harness.pg.sql import connect, create_database, run_sql_file
 from harness.proc import run
-from harness.sets.manifest import parse_location
+from harness.sets.location import parse_location
 from harness.sets.restore import restore_set
 from harness.sets.take import take_backup
 

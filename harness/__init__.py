@@ -51,7 +51,8 @@ if TYPE_CHECKING:
         server_version,
     )
     from harness.sets.check import SetCheck, check_set
-    from harness.sets.manifest import Location, Manifest, parse_location
+    from harness.sets.location import Location, parse_location
+    from harness.sets.manifest import Manifest
     from harness.sets.restore import RestorePlan, RestoreResult, restore_set
     from harness.sets.table_restore import TableRestoreResult, restore_table
     from harness.sets.take import BackupResult, take_backup
@@ -81,7 +82,7 @@ _WHERE: dict[str, str] = {
     "Fingerprint": "harness.verify.compare",
     "KeepPolicy": "harness.config",
     "LocalObjectStore": "harness.storage.local",
-    "Location": "harness.sets.manifest",
+    "Location": "harness.sets.location",
     "Manifest": "harness.sets.manifest",
     "ObjectInfo": "harness.storage.base",
     "ObjectNotFound": "harness.errors",
@@ -133,7 +134,7 @@ _WHERE: dict[str, str] = {
     "load_lesson_app": "harness.drill.dataset",
     "locate_differences": "harness.verify.locate",
     "make_provider": "harness.infra.providers",
-    "parse_location": "harness.sets.manifest",
+    "parse_location": "harness.sets.location",
     "restore_dump": "harness.pg.dump",
     "restore_set": "harness.sets.restore",
     "restore_table": "harness.sets.table_restore",

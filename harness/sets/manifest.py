@@ -1,55 +1,90 @@
-"""The backup set: artifacts plus ``manifest.json``, written last; and where sets live.
+"""The backup set's manifest: what a set holds and where it came from, read as untrusted input.
 
-A set is a directory or an S3 prefix. Its manifest lists every artifact with size and
-SHA-256, says where the data came from (server version, system identifier, WAL position,
-tools) and what it held (exact row counts and sequence values, taken in the dump's own
-snapshot). A set without a readable, self-consistent manifest is not a backup.
+A set is a directory or an S3 prefix with its artifacts and ``manifest.json``, written last.
+The manifest lists every artifact with size and SHA-256, says where the data came from
+(server version, system identifier, WAL position, tools) and what it held (exact row counts
+and sequence values, taken in the dump's own snapshot). A set without a readable,
+self-consistent manifest is not a backup.
 
-Publishing is atomic for readers: a local set is staged beside its destination and renamed
-into place; an S3 set uploads every artifact first and the manifest last.
+Anyone who can write to the bucket can write a manifest, so reading one proves everything
+before anything is trusted: UTF-8 JSON of bounded size without duplicate keys or NaN, a
+strict schema (:mod:`harness.sets.schema`: exact types, no unknown fields, bounded strings,
+every artifact path inside the set), unique artifact paths, a digest that matches, and, when
+``DRILL_SIGNING_KEY`` is set, a signature that matches (:mod:`harness.sets.signing`). Every
+failure is a :class:`~harness.errors.ManifestError` with one line saying what is wrong.
+
+On disk the manifest is the body (the fields of :class:`Manifest`) plus two envelope members:
+``digest`` (SHA-256 of the canonical body) and, for signed sets, ``signature``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any, Self
-from urllib.parse import urlsplit
+from typing import Annotated, Any, ClassVar
 
-from harness.config import S3Target
-from harness.errors import ConfigError, ManifestError, ObjectNotFound
-from harness.redact import get_logger
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+from harness.errors import ManifestError, SignatureError
+from harness.sets import signing
+from harness.sets.schema import (
+    MANY,
+    ArtifactPath,
+    DbName,
+    DumpFormat,
+    Extra,
+    FormatVersion,
+    Int64,
+    Kind,
+    Lsn,
+    Major,
+    Name,
+    Sha256,
+    Size,
+    SystemId,
+    Timestamp,
+    Tools,
+    Version,
+    Warnings,
+    is_signature,
+    one_line,
+)
+from harness.storage.base import shown
 from harness.storage.digest import sha256_file
-from harness.storage.s3 import S3ObjectStore
-
-log = get_logger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# A manifest of a million-table directory dump stays far below this; anything bigger is not
+# a manifest, and is refused before it is read into memory.
+MAX_MANIFEST_BYTES = 32 << 20
+
+_STRICT = ConfigDict(strict=True, extra="forbid")
 
 
 @dataclass(frozen=True)
 class Artifact:
     """One file of the set."""
 
-    path: str
-    size: int
-    sha256: str
-    kind: str
+    __pydantic_config__: ClassVar[ConfigDict] = _STRICT
+
+    path: ArtifactPath
+    size: Size
+    sha256: Sha256
+    kind: Kind
 
 
 @dataclass(frozen=True)
 class TableRows:
     """Exact row count of one table at backup time."""
 
-    schema: str
-    name: str
-    rows: int
+    __pydantic_config__: ClassVar[ConfigDict] = _STRICT
+
+    schema: Name
+    name: Name
+    rows: Size
 
     @property
     def qualified(self) -> str:
@@ -61,9 +96,11 @@ class TableRows:
 class SequenceState:
     """A sequence's position at backup time."""
 
-    schema: str
-    name: str
-    last_value: int | None
+    __pydantic_config__: ClassVar[ConfigDict] = _STRICT
+
+    schema: Name
+    name: Name
+    last_value: Int64 | None
     is_called: bool
 
 
@@ -71,20 +108,22 @@ class SequenceState:
 class Manifest:
     """What a backup set holds and where it came from."""
 
-    created_at: str
-    dbname: str
-    source_server_version: str
-    source_major: int
-    system_identifier: str | None
-    wal_lsn: str | None
-    dump_format: str
-    tools: dict[str, str]
-    artifacts: tuple[Artifact, ...]
-    tables: tuple[TableRows, ...]
-    sequences: tuple[SequenceState, ...]
-    warnings: tuple[str, ...] = ()
-    format_version: int = FORMAT_VERSION
-    extra: dict[str, Any] = field(default_factory=dict)
+    __pydantic_config__: ClassVar[ConfigDict] = _STRICT
+
+    created_at: Timestamp
+    dbname: DbName
+    source_server_version: Version
+    source_major: Major
+    system_identifier: SystemId | None
+    wal_lsn: Lsn | None
+    dump_format: DumpFormat
+    tools: Tools
+    artifacts: Annotated[tuple[Artifact, ...], MANY]
+    tables: Annotated[tuple[TableRows, ...], MANY]
+    sequences: Annotated[tuple[SequenceState, ...], MANY]
+    warnings: Warnings = ()
+    format_version: FormatVersion = FORMAT_VERSION
+    extra: Extra = field(default_factory=dict)
 
     def artifact(self, kind: str) -> Artifact:
         """The first artifact of ``kind``.
@@ -108,56 +147,172 @@ class Manifest:
         path = self.artifact(f"dump-{self.dump_format}").path
         return path.rsplit("/", 1)[0] if self.dump_format == "directory" else path
 
-    def to_json(self) -> str:
-        """Serialise with a digest of the content, so any edit is detectable."""
-        body = asdict(self)
-        body["digest"] = _digest(body)
-        return json.dumps(body, indent=2, sort_keys=True) + "\n"
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical content: the set's identity, signed or not."""
+        return _digest(asdict(self))
 
-    @classmethod
-    def from_json(cls, text: str) -> Self:
-        """Parse and check a manifest.
+    def to_json(self, *, signing_key: bytes | None = None) -> str:
+        """Serialise with a digest of the content (and a signature, given a key).
 
-        Raises:
-            ManifestError: not JSON, an unknown format version, missing fields, or a digest
-                that does not match the content (the manifest was edited or damaged).
+        Args:
+            signing_key: sign the body with HMAC-SHA256 under this key.
 
         """
-        try:
-            body: dict[str, Any] = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ManifestError(f"manifest.json is not valid JSON ({exc})") from exc
-        if not isinstance(body, dict):
-            raise ManifestError("manifest.json is not a JSON object")
-        version = body.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ManifestError(
-                f"manifest format version {version!r} is not supported (this harness reads "
-                f"{FORMAT_VERSION})"
-            )
-        digest = body.pop("digest", None)
-        if digest != _digest(body):
-            raise ManifestError(
-                "manifest.json was modified after it was written (its "
-                "digest does not match its content)"
-            )
-        try:
-            return cls(
-                **{
-                    **body,
-                    "artifacts": tuple(Artifact(**a) for a in body["artifacts"]),
-                    "tables": tuple(TableRows(**t) for t in body["tables"]),
-                    "sequences": tuple(SequenceState(**s) for s in body["sequences"]),
-                    "warnings": tuple(body.get("warnings", ())),
-                }
-            )
-        except (KeyError, TypeError) as exc:
-            raise ManifestError(f"manifest.json lacks or misnames a field ({exc})") from exc
+        body = asdict(self)
+        envelope = {**body, "digest": _digest(body)}
+        if signing_key is not None:
+            envelope["signature"] = signing.sign(_canonical(body), signing_key)
+        return json.dumps(envelope, indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        """Parse and check a manifest (a signature, if any, is not verified here).
+
+        Raises:
+            ManifestError: see :func:`load_manifest`.
+
+        """
+        return load_manifest(text.encode("utf-8", "surrogatepass"), signing_key=None).manifest
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    """A manifest read from its bytes, and what is known about its signature."""
+
+    manifest: Manifest
+    signature: signing.Verdict
+
+
+def load_manifest(data: bytes, *, signing_key: bytes | None) -> LoadedManifest:
+    """Read ``manifest.json`` from untrusted bytes.
+
+    Args:
+        data: the file's content.
+        signing_key: require a signature made with this key; None accepts unsigned sets
+            and reports signed ones as not verified.
+
+    Raises:
+        ManifestError: the bytes are not a well-formed manifest of a known format version,
+            or its digest does not match its content.
+        SignatureError: a key is given and the manifest is unsigned or signed with another.
+
+    """
+    body = _json_object(data)
+    digest = body.pop("digest", None)
+    signature = body.pop("signature", None)
+    version = body.get("format_version")
+    if type(version) is int and version > FORMAT_VERSION:
+        raise ManifestError(
+            f"manifest.json has format version {version}: it was made by a newer harness "
+            f"(this one reads version {FORMAT_VERSION}); upgrade recovery-drill-harness"
+        )
+    manifest = _validated(body)
+    _require_distinct_paths(manifest)
+    if digest is None:
+        raise ManifestError("manifest.json has no digest: it was not written by this harness")
+    if not isinstance(digest, str) or digest != _digest(body):
+        raise ManifestError(
+            "manifest.json was modified after it was written (its digest does not match its "
+            "content)"
+        )
+    if signature is not None and not (isinstance(signature, str) and is_signature(signature)):
+        raise ManifestError(
+            f"manifest.json has a malformed signature (expected {signing.SCHEME}:<hex>)"
+        )
+    if signing_key is None:
+        return LoadedManifest(manifest, "unsigned" if signature is None else "unverified")
+    if signature is None:
+        raise SignatureError(
+            f"manifest.json is not signed but {signing.ENV_VAR} is set: only signed sets are "
+            "accepted (the set was written without the key, or its signature was removed)"
+        )
+    if not signing.matches(_canonical(body), signature, signing_key):
+        raise SignatureError(
+            "manifest signature does not match: the set was altered or signed with another key"
+        )
+    return LoadedManifest(manifest, "verified")
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            f"manifest.json is {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} a "
+            "manifest may have: not a manifest"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(
+            f"manifest.json is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+    try:
+        body = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicate_keys)
+    except ManifestError:
+        raise
+    except RecursionError as exc:
+        raise ManifestError("manifest.json nests too deeply to be a manifest") from exc
+    except json.JSONDecodeError as exc:
+        empty = " (it is empty: a truncated upload?)" if not text.strip() else ""
+        raise ManifestError(f"manifest.json is not valid JSON{empty} ({exc})") from exc
+    except ValueError as exc:  # an integer of thousands of digits
+        raise ManifestError("manifest.json holds a number too long to be read") from exc
+    if not isinstance(body, dict):
+        raise ManifestError("manifest.json is not a JSON object")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ManifestError(f"manifest.json holds {name}, which is not a JSON number")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in body:
+            # Two readers could take different values: refuse rather than pick one.
+            raise ManifestError(f"manifest.json names the field {shown(key, limit=60)} twice")
+        body[key] = value
+    return body
+
+
+@cache
+def _adapter() -> TypeAdapter[Manifest]:
+    return TypeAdapter(Manifest)
+
+
+def _validated(body: dict[str, Any]) -> Manifest:
+    try:
+        # The JSON form: arrays become tuples under strict typing, nothing else is coerced.
+        return _adapter().validate_json(json.dumps(body))
+    except ValidationError as exc:
+        raise ManifestError(one_line(exc)) from exc
+
+
+def _require_distinct_paths(manifest: Manifest) -> None:
+    seen: set[str] = set()
+    for artifact in manifest.artifacts:
+        if artifact.path in seen:
+            raise ManifestError(f"manifest.json lists the artifact {shown(artifact.path)} twice")
+        seen.add(artifact.path)
+    for path in seen:
+        parts = path.split("/")
+        for depth in range(1, len(parts)):
+            parent = "/".join(parts[:depth])
+            if parent in seen:
+                # Both cannot exist: one would overwrite the other when the set is fetched.
+                raise ManifestError(
+                    f"manifest.json lists {shown(parent)} both as a file and as the "
+                    f"directory of {shown(path)}"
+                )
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _digest(body: dict[str, Any]) -> str:
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(canonical).hexdigest()
+    return hashlib.sha256(_canonical(body)).hexdigest()
 
 
 def describe_artifacts(root: Path, files: dict[str, str]) -> tuple[Artifact, ...]:
@@ -176,157 +331,3 @@ def describe_artifacts(root: Path, files: dict[str, str]) -> tuple[Artifact, ...
                 )
             )
     return tuple(found)
-
-
-# -- locations --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Location:
-    """Where a set lives: a local directory, or a prefix in an S3 bucket."""
-
-    uri: str
-    local: Path | None = None
-    bucket: str = ""
-    prefix: str = ""
-    s3: S3Target | None = None
-    # Publishing: keep every object under COMPLIANCE Object Lock for this many days.
-    lock_days: int = 0
-    # Fetching: read the newest version of each object at or before this time (a versioned
-    # bucket keeps the set as it was, whatever was overwritten or deleted since).
-    as_of: datetime | None = None
-
-    @property
-    def is_s3(self) -> bool:
-        """True for ``s3://`` locations."""
-        return self.local is None
-
-    def store(self) -> S3ObjectStore:
-        """The bucket of an S3 location."""
-        if self.s3 is None:
-            raise ConfigError(f"{self.uri} is an S3 location but no S3 endpoint is configured")
-        return S3ObjectStore(self.s3, self.bucket)
-
-    def key(self, rel: str) -> str:
-        """The object key of an artifact path."""
-        return f"{self.prefix}/{rel}" if self.prefix else rel
-
-
-def parse_location(
-    uri: str,
-    *,
-    s3: S3Target | None = None,
-    lock_days: int = 0,
-    as_of: datetime | None = None,
-) -> Location:
-    """Interpret ``uri``: ``s3://bucket/prefix`` or a local directory path.
-
-    Args:
-        uri: where the set is.
-        s3: the endpoint and credentials of an ``s3://`` location.
-        lock_days: write the set under COMPLIANCE Object Lock for this many days (S3 only).
-        as_of: read the set as it was at this time, from object versions (S3 only).
-
-    Raises:
-        ConfigError: an S3 URI without a bucket, or S3-only options on a local path.
-
-    """
-    if uri.startswith("s3://"):
-        parts = urlsplit(uri)
-        if not parts.netloc:
-            raise ConfigError(f"{uri!r} names no bucket; use s3://bucket/prefix")
-        return Location(
-            uri=uri,
-            bucket=parts.netloc,
-            prefix=parts.path.strip("/"),
-            s3=s3,
-            lock_days=lock_days,
-            as_of=as_of,
-        )
-    if lock_days or as_of:
-        raise ConfigError("Object Lock and reading as of a time need an s3:// location")
-    return Location(uri=uri, local=Path(uri).expanduser())
-
-
-def publish(staging: Path, manifest: Manifest, location: Location) -> None:
-    """Make a staged set visible at ``location``; the manifest is the commit point.
-
-    Raises:
-        ConfigError: the location already holds a set (sets are never overwritten).
-        StorageError: an upload failed (the manifest is then not written).
-
-    """
-    if location.local is not None:
-        dest = location.local
-        if dest.exists() and any(dest.iterdir()):
-            raise ConfigError(
-                f"{dest} already exists and is not empty; backup sets are never "
-                "overwritten: choose a new directory"
-            )
-        (staging / MANIFEST).write_text(manifest.to_json())
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if dest.exists():
-            dest.rmdir()
-        staging.replace(dest)
-        return
-    store = location.store()
-    if any(o.key == location.key(MANIFEST) for o in store.list(location.key(""))):
-        raise ConfigError(f"{location.uri} already holds a backup set; choose a new prefix")
-    until = datetime.now(UTC) + timedelta(days=location.lock_days) if location.lock_days else None
-    for artifact in manifest.artifacts:
-        store.put_file(location.key(artifact.path), staging / artifact.path, lock_until=until)
-    store.put_bytes(location.key(MANIFEST), manifest.to_json().encode(), lock_until=until)
-
-
-def fetch(location: Location, workdir: Path) -> tuple[Path, list[str]]:
-    """Make a set readable as a local directory.
-
-    Returns:
-        The directory, and the keys present at the location but not named by the manifest
-        (for S3; for a local set the caller compares the directory itself).
-
-    Raises:
-        ObjectNotFound: no manifest at the location.
-
-    """
-    if location.local is not None:
-        if not (location.local / MANIFEST).is_file():
-            raise ObjectNotFound(f"no {MANIFEST} in {location.local}: not a (complete) backup set")
-        return location.local, []
-    store = location.store()
-    root = Path(tempfile.mkdtemp(prefix="set-", dir=workdir))
-    versions: dict[str, str | None] = {}
-    if location.as_of is None:
-        versions = {o.key: None for o in store.list(location.key(""))}
-    else:
-        for v in store.versions(location.key("")):  # oldest first: the last one wins
-            if v.modified <= location.as_of:
-                if v.deleted:
-                    versions.pop(v.key, None)
-                else:
-                    versions[v.key] = v.version_id
-    keys = versions
-    if location.key(MANIFEST) not in keys:
-        when = f" as of {location.as_of.isoformat()}" if location.as_of else ""
-        raise ObjectNotFound(
-            f"no {MANIFEST} under {location.uri}{when}: not a (complete) backup set"
-        )
-    store.get_file(location.key(MANIFEST), root / MANIFEST, version_id=keys[location.key(MANIFEST)])
-    try:
-        manifest = Manifest.from_json((root / MANIFEST).read_text())
-    except ManifestError:
-        return root, []  # the check reports the manifest; nothing else can be trusted
-    named = {location.key(MANIFEST)}
-    for artifact in manifest.artifacts:
-        key = location.key(artifact.path)
-        named.add(key)
-        if key in keys:
-            dest = root / artifact.path
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            store.get_file(key, dest, version_id=keys[key])
-    return root, sorted(set(keys) - named)
-
-
-def discard(path: Path) -> None:
-    """Remove a staging or fetched directory (best effort)."""
-    shutil.rmtree(path, ignore_errors=True)
