@@ -5,9 +5,9 @@ any role may read, so a non-superuser backup role can take them. Password verifi
 taken: they are secrets, and ``pg_authid`` needs superuser anyway; LOGIN roles created by a
 restore need their passwords set again.
 
-Restoring *converges* a server to the snapshot instead of replaying ``CREATE ROLE``: roles
-that already exist (Supabase's anon, authenticated, service_role ...) are altered only where
-they differ, missing ones are created, memberships absent from the backup are revoked.
+Restoring *converges* a server to the snapshot instead of replaying ``CREATE ROLE``
+(:mod:`harness.pg.roles`). A snapshot read back from a backup set is validated against a
+strict schema first (:mod:`harness.pg.globals_schema`): it becomes DDL.
 """
 
 from __future__ import annotations
@@ -19,11 +19,9 @@ from typing import Any, Self
 from psycopg import Connection, sql
 
 from harness.config import PgTarget
-from harness.errors import RestoreError
+from harness.errors import GlobalsError
+from harness.pg.globals_schema import DATABASE_PRIVILEGES, GUC_NAME, parse_globals
 from harness.pg.sql import connect
-from harness.redact import get_logger
-
-log = get_logger(__name__)
 
 # Attributes in the order ALTER ROLE spells them: (catalog column, keyword when true).
 ATTRIBUTES = (
@@ -96,33 +94,44 @@ class Globals:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
-    def from_json(cls, text: str) -> Self:
-        """Parse what :meth:`to_json` wrote.
+    def from_json(cls, text: str, *, source: str = "globals/roles.json") -> Self:
+        """Parse what :meth:`to_json` wrote, validated against the strict schema.
+
+        Args:
+            text: the JSON document.
+            source: how to name the document in messages.
 
         Raises:
-            ValueError: the document is not a globals snapshot.
+            GlobalsError: the document is not a valid snapshot (unknown keys, wrong types,
+                an attribute, setting or privilege outside the allow-lists, an impossible
+                role name).
 
         """
-        data: dict[str, Any] = json.loads(text)
-        grants = data.get("database_grants")
+        model = parse_globals(text, source=source)
+        grants = model.database_grants
         return cls(
             roles=tuple(
                 Role(
-                    **{
-                        **r,
-                        "attributes": tuple(r["attributes"]),
-                        "settings": tuple(r["settings"]),
-                        "db_settings": tuple(r["db_settings"]),
-                    }
+                    name=r.name,
+                    attributes=r.attributes,
+                    connection_limit=r.connection_limit,
+                    valid_until=r.valid_until,
+                    settings=r.settings,
+                    db_settings=r.db_settings,
                 )
-                for r in data["roles"]
+                for r in model.roles
             ),
-            memberships=tuple(Membership(**m) for m in data["memberships"]),
-            database_owner=data.get("database_owner", ""),
-            database_settings=tuple(data.get("database_settings", ())),
-            database_grants=None if grants is None else tuple(DatabaseGrant(**g) for g in grants),
-            database_comment=data.get("database_comment"),
-            notes=tuple(data.get("notes", ())),
+            memberships=tuple(
+                Membership(m.role, m.member, m.admin_option, m.inherit_option, m.set_option)
+                for m in model.memberships
+            ),
+            database_owner=model.database_owner,
+            database_settings=model.database_settings,
+            database_grants=None
+            if grants is None
+            else tuple(DatabaseGrant(g.grantee, g.privilege, g.grantable) for g in grants),
+            database_comment=model.database_comment,
+            notes=model.notes,
         )
 
     def role(self, name: str) -> Role | None:
@@ -211,172 +220,96 @@ def _settings(conn: Connection[Any]) -> dict[tuple[str, bool], list[str]]:
     return found
 
 
-# -- restore ---------------------------------------------------------------------------
+def render_sql(snapshot: Globals) -> str:
+    """A human-readable SQL rendering of the snapshot, for auditors (not used to restore).
 
-
-def converge(target: PgTarget, snapshot: Globals, *, dbname: str) -> list[str]:
-    """Make ``target``'s server hold the snapshot's roles; return what was changed.
-
-    Args:
-        target: a connection to any database of the server (changes are cluster-wide).
-        snapshot: the roles to converge to.
-        dbname: the restored database (for per-database settings, owner and grants).
-
-    Raises:
-        RestoreError: a statement failed; nothing of this step is kept (one transaction).
-
+    Names and values are quoted as the server would need them, so a role called ``a"b`` or
+    a setting holding a quote reads back as what it is.
     """
-    actions: list[str] = []
-    with connect(target) as conn:
-        try:
-            current = read_globals(conn)
-            me = str(conn.execute("SELECT current_user").fetchone()[0])  # type: ignore[index]
-            for role in snapshot.roles:
-                actions += _converge_role(conn, role, current.role(role.name), me=me)
-            actions += _converge_memberships(conn, snapshot, current)
-            conn.commit()
-        except Exception as exc:
-            conn.rollback()
-            raise RestoreError(f"converging roles failed: {exc}", phase="roles") from exc
-    if dbname:
-        actions += _database_level(target, snapshot, dbname)
-    for action in actions:
-        log.info("roles: %s", action)
-    return actions
+    lines = [
+        "-- Roles, memberships and settings taken with the backup.",
+        "-- A restore converges to roles.json; this file is for reading.",
+    ]
 
+    def text(statement: sql.Composable) -> str:
+        return statement.as_string(None) + ";"
 
-def _converge_role(conn: Connection[Any], role: Role, have: Role | None, *, me: str) -> list[str]:
-    name = sql.Identifier(role.name)
-    actions = []
-    if have is None:
-        conn.execute(sql.SQL("CREATE ROLE {}").format(name))
-        actions.append(f"created role {role.name}")
-        have = Role(role.name, ())
-    if role.name != me and (
-        set(role.attributes) != set(have.attributes)
-        or role.connection_limit != have.connection_limit
-        or role.valid_until != have.valid_until
-    ):
-        # DDL: attribute keywords cannot be parameters; they come from a fixed table.
-        words = sql.SQL(" ").join(sql.SQL(a) for a in role.attributes)
-        until = sql.Literal(role.valid_until or "infinity")
-        conn.execute(
-            sql.SQL("ALTER ROLE {} WITH {} CONNECTION LIMIT {} VALID UNTIL {}").format(
-                name, words, sql.Literal(role.connection_limit), until
+    for role in snapshot.roles:
+        name = sql.Identifier(role.name)
+        lines.append(text(sql.SQL("CREATE ROLE {}").format(name)))
+        lines.append(
+            text(
+                sql.SQL("ALTER ROLE {} WITH {} CONNECTION LIMIT {}").format(
+                    name,
+                    sql.SQL(" ").join(attribute_sql(a) for a in role.attributes),
+                    sql.Literal(role.connection_limit),
+                )
             )
         )
-        actions.append(f"set attributes of {role.name}: {' '.join(role.attributes)}")
-    if tuple(sorted(role.settings)) != tuple(sorted(have.settings)):
-        conn.execute(sql.SQL("ALTER ROLE {} RESET ALL").format(name))
-        for setting in role.settings:
-            conn.execute(sql.SQL("ALTER ROLE {} SET {}").format(name, _assignment(setting)))
-        actions.append(f"set {role.name}'s settings: {', '.join(role.settings) or 'none'}")
-    return actions
-
-
-def _converge_memberships(conn: Connection[Any], snapshot: Globals, current: Globals) -> list[str]:
-    actions = []
-    wanted = {(m.role, m.member): m for m in snapshot.memberships}
-    have = {(m.role, m.member): m for m in current.memberships}
-    for key, m in sorted(wanted.items()):
-        if have.get(key) == m or (key in have and _same_membership(have[key], m)):
-            continue
-        options = [sql.SQL("ADMIN {}").format(sql.SQL("TRUE" if m.admin_option else "FALSE"))]
-        if m.inherit_option is not None and conn.info.server_version >= 160000:
-            options.append(
-                sql.SQL("INHERIT {}").format(sql.SQL("TRUE" if m.inherit_option else "FALSE"))
-            )
-            options.append(sql.SQL("SET {}").format(sql.SQL("TRUE" if m.set_option else "FALSE")))
-        if conn.info.server_version >= 160000:
-            conn.execute(
-                sql.SQL("GRANT {} TO {} WITH {}").format(
-                    sql.Identifier(m.role), sql.Identifier(m.member), sql.SQL(", ").join(options)
+        for s in role.settings:
+            lines.append(text(sql.SQL("ALTER ROLE {} SET {}").format(name, assignment(s))))
+        for s in role.db_settings:
+            lines.append(
+                text(
+                    sql.SQL("ALTER ROLE {} IN DATABASE {} SET {}").format(
+                        name, sql.Identifier("<db>"), assignment(s)
+                    )
                 )
             )
-        else:
-            conn.execute(
+    for m in snapshot.memberships:
+        admin = sql.SQL(" WITH ADMIN OPTION" if m.admin_option else "")
+        lines.append(
+            text(
                 sql.SQL("GRANT {} TO {}{}").format(
-                    sql.Identifier(m.role),
-                    sql.Identifier(m.member),
-                    sql.SQL(" WITH ADMIN OPTION" if m.admin_option else ""),
+                    sql.Identifier(m.role), sql.Identifier(m.member), admin
                 )
             )
-            if key in have and have[key].admin_option and not m.admin_option:
-                conn.execute(
-                    sql.SQL("REVOKE ADMIN OPTION FOR {} FROM {}").format(
-                        sql.Identifier(m.role), sql.Identifier(m.member)
-                    )
-                )
-        actions.append(f"granted {m.role} to {m.member}")
-    known = {r.name for r in snapshot.roles}
-    for role, member in sorted(set(have) - set(wanted)):
-        if member in known:
-            conn.execute(
-                sql.SQL("REVOKE {} FROM {}").format(sql.Identifier(role), sql.Identifier(member))
-            )
-            actions.append(f"revoked {role} from {member} (not in the backup)")
-    return actions
+        )
+    return "\n".join(lines) + "\n"
 
 
-def _same_membership(a: Membership, b: Membership) -> bool:
-    if a.admin_option != b.admin_option:
-        return False
-    if a.inherit_option is None or b.inherit_option is None:
-        return True  # one side predates PostgreSQL 16: only ADMIN is comparable
-    return (a.inherit_option, a.set_option) == (b.inherit_option, b.set_option)
+# DDL keywords cannot be parameters: every keyword that reaches SQL comes from these fixed
+# tables, looked up by the (already validated) snapshot's value, never from its text.
+_ATTRIBUTE_SQL = {word: sql.SQL(word) for _, kw in ATTRIBUTES for word in (kw, "NO" + kw)}
+_PRIVILEGE_SQL = {word: sql.SQL(word) for word in DATABASE_PRIVILEGES}
 
 
-def _database_level(target: PgTarget, snapshot: Globals, dbname: str) -> list[str]:
-    actions = []
-    db = sql.Identifier(dbname)
-    with connect(target.with_dbname(dbname)) as conn:
-        try:
-            if snapshot.database_owner:
-                conn.execute(
-                    sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
-                        db, sql.Identifier(snapshot.database_owner)
-                    )
-                )
-            for setting in snapshot.database_settings:
-                conn.execute(sql.SQL("ALTER DATABASE {} SET {}").format(db, _assignment(setting)))
-            for role in snapshot.roles:
-                for setting in role.db_settings:
-                    conn.execute(
-                        sql.SQL("ALTER ROLE {} IN DATABASE {} SET {}").format(
-                            sql.Identifier(role.name), db, _assignment(setting)
-                        )
-                    )
-            if snapshot.database_grants is not None:
-                conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(db))
-                for g in snapshot.database_grants:
-                    grantee = sql.Identifier(g.grantee) if g.grantee else sql.SQL("PUBLIC")
-                    conn.execute(
-                        sql.SQL("GRANT {} ON DATABASE {} TO {}{}").format(
-                            sql.SQL(g.privilege),  # catalog keyword, not input
-                            db,
-                            grantee,
-                            sql.SQL(" WITH GRANT OPTION" if g.grantable else ""),
-                        )
-                    )
-            if snapshot.database_comment is not None:
-                conn.execute(
-                    sql.SQL("COMMENT ON DATABASE {} IS {}").format(
-                        db, sql.Literal(snapshot.database_comment)
-                    )
-                )
-            conn.commit()
-        except Exception as exc:
-            conn.rollback()
-            raise RestoreError(
-                f"database-level settings failed: {exc}", phase="database settings"
-            ) from exc
-    actions.append(f"applied owner, settings and grants of database {dbname}")
-    return actions
+def attribute_sql(keyword: str) -> sql.SQL:
+    """The SQL keyword of a role attribute from the allow-list.
+
+    Raises:
+        GlobalsError: ``keyword`` is not a role attribute.
+
+    """
+    try:
+        return _ATTRIBUTE_SQL[keyword]
+    except KeyError:
+        raise GlobalsError(f"{keyword!r} is not a role attribute") from None
 
 
-def _assignment(setting: str) -> sql.Composed:
-    """``name = value`` for ALTER ... SET, quoted the way pg_dumpall does it."""
-    name, _, value = setting.partition("=")
+def privilege_sql(privilege: str) -> sql.SQL:
+    """The SQL keyword of a database privilege from the allow-list.
+
+    Raises:
+        GlobalsError: ``privilege`` is not a database privilege.
+
+    """
+    try:
+        return _PRIVILEGE_SQL[privilege]
+    except KeyError:
+        raise GlobalsError(f"{privilege!r} is not a database privilege") from None
+
+
+def assignment(setting: str) -> sql.Composed:
+    """``name = value`` for ALTER ... SET, quoted the way pg_dumpall does it.
+
+    Raises:
+        GlobalsError: ``setting`` is not ``name=value`` with a parameter name.
+
+    """
+    name, sep, value = setting.partition("=")
+    if not sep or not GUC_NAME.fullmatch(name):
+        raise GlobalsError(f"{setting!r} is not name=value with a parameter name")
     # DDL: SET takes no parameters, so values are literals; list GUCs get one per element.
     if name in LIST_GUCS:
         elements = [e.strip().strip('"') for e in _split_list(value)]
@@ -398,23 +331,3 @@ def _split_list(value: str) -> list[str]:
             current += ch
     parts.append(current)
     return [p for p in parts if p.strip()]
-
-
-def render_sql(snapshot: Globals) -> str:
-    """A human-readable SQL rendering of the snapshot, for auditors (not used to restore)."""
-    lines = [
-        "-- Roles, memberships and settings taken with the backup.",
-        "-- A restore converges to roles.json; this file is for reading.",
-    ]
-    for role in snapshot.roles:
-        lines.append(f'CREATE ROLE "{role.name}";')
-        lines.append(
-            f'ALTER ROLE "{role.name}" WITH {" ".join(role.attributes)} '
-            f"CONNECTION LIMIT {role.connection_limit};"
-        )
-        lines += [f'ALTER ROLE "{role.name}" SET {s};' for s in role.settings]
-        lines += [f'ALTER ROLE "{role.name}" IN DATABASE <db> SET {s};' for s in role.db_settings]
-    for m in snapshot.memberships:
-        admin = " WITH ADMIN OPTION" if m.admin_option else ""
-        lines.append(f'GRANT "{m.role}" TO "{m.member}"{admin};')
-    return "\n".join(lines) + "\n"
