@@ -12,7 +12,7 @@ import psycopg
 from psycopg import Connection, OperationalError, sql
 
 from harness.config import PgTarget
-from harness.errors import ConnectError, UnsafeTargetError
+from harness.errors import ConnectError, OptionHint, UnsafeTargetError
 from harness.redact import get_logger, redact
 
 log = get_logger(__name__)
@@ -57,9 +57,35 @@ def require_destructive(target: PgTarget, action: str) -> None:
     if not target.destructive_ok:
         raise UnsafeTargetError(
             f"refusing to {action} on {target.display()}: it is an external target and its "
-            f"host {target.host!r} is not in the allow-list; if this host is really a "
-            f"throwaway, pass --drill-allow-destructive={target.host}"
+            f"host {target.host!r} is not in the allow-list; if this host may take "
+            "destructive steps",
+            hint=OptionHint("allow_destructive", target.host),
         )
+
+
+# Remedies for the server errors a user can fix, by SQLSTATE class or code.
+_REMEDIES = {
+    "42501": "the role lacks a privilege this step needs: run it as a role that has it "
+    "(a restore needs CREATEDB, and CREATEROLE to create or alter roles)",
+    "53": "the server ran out of a resource (disk, memory or connections)",
+    "57P01": "the server shut down or the session was terminated",
+    "25006": "the server or session is read-only (a standby?): use the primary",
+}
+
+
+def explain_db_error(exc: psycopg.Error, *, remedy: bool = True) -> str:
+    """One line for a server error: its message, SQLSTATE and, where known, what to do.
+
+    Secrets are redacted; the DETAIL/HINT lines of the server are dropped (they may quote
+    data), except that a known SQLSTATE adds a remedy of our own (unless ``remedy`` is
+    False, for callers that give a more precise one).
+    """
+    lines = redact(str(exc)).strip().splitlines()
+    message = lines[0] if lines else type(exc).__name__
+    state = getattr(exc, "sqlstate", None) or ""
+    known = _REMEDIES.get(state) or _REMEDIES.get(state[:2]) if remedy else None
+    code = f" (SQLSTATE {state})" if state else ""
+    return f"{message}{code}" + (f"; {known}" if known else "")
 
 
 def create_database(target: PgTarget, name: str) -> None:

@@ -1,11 +1,19 @@
 """Ordered restore of a backup set into a server (P2), and its dry run.
 
 The set is checked first (every hash) and nothing touches the target until that passes. The
-database is then restored under a temporary name: roles converged, ``pg_restore`` run section
-by section (pre-data, data, post-data, with ``--jobs``), row counts and sequence values
-compared with the manifest. Only a restore that passed all of that is renamed into place (and
-with ``--clean`` replaces the old database), so a failure at any point leaves the target as
-it was.
+plan comes next, read-only: the server's version, whether the database exists and what it
+holds, and every change to the server's roles (a diff against the backup's snapshot). Every
+precondition is decided on that plan before any work: a non-empty database without
+``clean``, a newer source version, and, on a target that may not take destructive steps,
+replacing an existing database or changing roles that already exist. The dry run stops there.
+
+The database is then restored under a temporary name: roles converged (exactly the planned
+changes), ``pg_restore`` run section by section (pre-data, data, post-data, with ``--jobs``),
+row counts and sequence values compared with the manifest. Only a restore that passed all of
+that is put in place: an existing database is first renamed aside, the new one renamed into
+its name, and only then is the old one dropped (a failed rename puts the old one back). A
+failure at any point drops the temporary database and undoes the role changes, so the target
+is left as it was.
 """
 
 from __future__ import annotations
@@ -16,24 +24,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from psycopg import sql
 
 from harness.config import PgTarget
 from harness.errors import DrillError, RestoreError, VerificationFailed
 from harness.pg.binaries import PgBinaries, client_tools_for, find_binaries
-from harness.pg.globals import Globals, converge, read_globals
-from harness.pg.sql import (
-    connect,
-    count_in,
-    database_exists,
-    require_destructive,
-    terminate_sessions,
-)
-from harness.pg.toc import STEPS, count_by_step
+from harness.pg.roles import RoleChange, apply_database_settings, apply_roles, undo_roles
+from harness.pg.sql import connect, count_in
 from harness.proc import run
 from harness.redact import get_logger
-from harness.sets.check import SetCheck, require_good_set
-from harness.sets.manifest import Location, Manifest
+from harness.sets.check import require_good_set
+from harness.sets.location import Location
+from harness.sets.manifest import Manifest
+from harness.sets.restore_plan import PlanStep as PlanStep
+from harness.sets.restore_plan import RestorePlan as RestorePlan
+from harness.sets.restore_plan import check_preconditions, make_plan
+from harness.sets.swap import (
+    create_scratch,
+    database_error,
+    derived_name,
+    drop_scratch,
+    swap_into_place,
+)
 from harness.verify.checks import CheckResult, failures, render
 from harness.verify.compare import Fingerprint, compare, take_fingerprint
 
@@ -43,43 +56,6 @@ Progress = Callable[[str], None]
 RESTORE_TIMEOUT = 12 * 3600.0
 # Phases whose failure means the input was wrong (exit 2), not that the restore failed.
 INPUT_PHASES = frozenset({"target", "version"})
-
-
-@dataclass(frozen=True)
-class PlanStep:
-    """One step of the ordered restore."""
-
-    step: str
-    description: str
-    objects: int
-
-
-@dataclass(frozen=True)
-class RestorePlan:
-    """What a restore will do, before it does anything."""
-
-    source: str
-    target: str
-    dbname: str
-    steps: tuple[PlanStep, ...]
-    target_exists: bool
-    will_drop: tuple[str, ...]
-    roles_to_create: tuple[str, ...]
-    tools: str
-
-    def render(self) -> str:
-        """The plan as numbered lines, for the terminal."""
-        lines = [f"restore plan: {self.source} -> {self.target} (tools: {self.tools})"]
-        if self.will_drop:
-            lines.append(
-                f"  --clean will replace database {self.dbname}, dropping: "
-                + ", ".join(self.will_drop)
-            )
-        for i, s in enumerate(self.steps, start=1):
-            lines.append(f"  {i:2d}. {s.step:<10} {s.objects:6d}  {s.description}")
-        if self.roles_to_create:
-            lines.append("  roles to create: " + ", ".join(self.roles_to_create))
-        return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -111,12 +87,16 @@ def restore_set(
         workdir: scratch space (S3 sets are downloaded here).
         jobs: parallel ``pg_restore`` jobs for data and post-data.
         clean: replace a non-empty existing database (a destructive step).
-        dry_run: only check the set and print the plan; change nothing.
+        dry_run: only check the set, print the plan and decide the preconditions; change
+            nothing.
         progress: called with one line per step (the CLI prints them to stderr).
 
     Raises:
         RestoreError: a precondition failed (``phase`` in :data:`INPUT_PHASES`) or a step
-            failed; the target is unchanged in both cases.
+            failed, database errors included; the target is as it was in both cases (role
+            changes are undone as far as possible, and what could not be is logged).
+        UnsafeTargetError: the restore would replace a database or change existing roles on
+            a target that may not take destructive steps; nothing was changed.
         VerificationFailed: the set failed its checks, or the restored database does not
             match the manifest.
 
@@ -126,8 +106,13 @@ def restore_set(
     say(f"checking {location.uri}")
     checked = require_good_set(location, workdir=workdir)
     manifest = checked.manifest
-    plan, tools, snapshot = _plan(checked, manifest, target, clean=clean)
+    try:
+        tools = _restore_tools(manifest, target)
+        plan, snapshot = make_plan(checked, manifest, target, tools)
+    except psycopg.Error as exc:
+        raise database_error(exc, "plan", target) from exc
     say(plan.render())
+    check_preconditions(plan, target, clean=clean)
     if dry_run:
         return RestoreResult(
             plan=plan,
@@ -137,23 +122,31 @@ def restore_set(
             dry_run=True,
         )
 
-    scratch = f"{target.dbname}__restoring_{secrets.token_hex(4)}"[:63]
+    scratch = derived_name(target.dbname, f"__restoring_{secrets.token_hex(4)}")
     staged = target.with_dbname(scratch)
-    _create_database(target, scratch)
+    server = target.with_dbname("postgres")
+    phase = "create database"
+    created, applied = False, tuple[RoleChange, ...]()
     try:
+        create_scratch(target, scratch)
+        created = True
+        phase = "roles"
         say("step roles: converging roles, attributes, memberships and settings")
-        actions = converge(staged, snapshot, dbname="")
+        applied = apply_roles(server, snapshot, plan.role_changes)
         dump = checked.root / manifest.dump_path()
         for section, label in (
             ("pre-data", "extensions, types, schema, views, functions"),
             ("data", "table data and sequence values"),
             ("post-data", "indexes, constraints, triggers, RLS, grants"),
         ):
+            phase = section
             say(f"step {section}: {label}")
             _pg_restore(tools, staged, dump, section=section, jobs=jobs)
         # Owner, settings, grants and comment belong to the database's oid: applied now,
         # they survive the rename and are part of what is verified.
-        actions += _database_settings(staged, snapshot)
+        phase = "database settings"
+        actions = apply_database_settings(staged, snapshot, scratch)
+        phase = "verify"
         say("verifying row counts and sequence values against the manifest")
         results = verify_against_manifest(staged, manifest)
         if "fingerprint" in {a.kind for a in manifest.artifacts}:
@@ -164,28 +157,41 @@ def restore_set(
             raise VerificationFailed(
                 f"the restored database does not match the backup:\n{render(bad)}", checks=results
             )
+        phase = "swap"
         say(f"putting the restored database in place as {target.dbname}")
-        _swap_into_place(target, scratch, replace=plan.target_exists)
-    except BaseException:
-        _drop_scratch(target, scratch)
+        swap_into_place(target, scratch, replace=plan.target_exists)
+    except BaseException as exc:
+        # Undo in reverse: the scratch database first (roles created here may own its
+        # objects), then the role changes.
+        if created:
+            drop_scratch(target, scratch)
+        if applied:
+            say(f"undoing {len(applied)} role changes")
+            for problem in undo_roles(server, applied):
+                exc.add_note(f"role change not undone: {problem}")
+        if isinstance(exc, psycopg.Error):
+            raise database_error(exc, phase, target) from exc
         raise
     seconds = time.monotonic() - started
     say(f"restored {target.display()} in {seconds:.1f} s")
     return RestoreResult(
         plan=plan,
         checks=checked.results + tuple(results),
-        role_actions=tuple(actions),
+        role_actions=tuple(c.describe() for c in applied) + tuple(actions),
         seconds=seconds,
         dry_run=False,
     )
 
 
-def _plan(
-    checked: SetCheck, manifest: Manifest, target: PgTarget, *, clean: bool
-) -> tuple[RestorePlan, PgBinaries, Globals]:
+def _restore_tools(manifest: Manifest, target: PgTarget) -> PgBinaries:
+    """pg_restore of the target's version: it reads the archive and writes SQL the target takes.
+
+    Raises:
+        RestoreError: the set comes from a newer major version than the target runs.
+
+    """
     with connect(target.with_dbname("postgres")) as conn:
         target_major = conn.info.server_version // 10000
-        current = read_globals(conn)
     if manifest.source_major > target_major:
         raise RestoreError(
             f"the set was taken from PostgreSQL {manifest.source_server_version} but "
@@ -193,84 +199,14 @@ def _plan(
             f"version {manifest.source_major} or newer",
             phase="version",
         )
-    tools = _restore_tools(manifest.source_major, target_major)
-    exists = database_exists(target, target.dbname)
-    contents = _contents(target) if exists else []
-    if contents and not clean:
-        raise RestoreError(
-            f"database {target.dbname} on {target.display()} is not empty ({_summary(contents)}"
-            "); pass --clean to replace it, or restore into a new database name",
-            phase="target",
-        )
-    if contents:
-        require_destructive(target, f"replace database {target.dbname}")
-    snapshot = Globals.from_json((checked.root / manifest.artifact("globals").path).read_text())
-    counts = count_by_step(list(checked.toc))
-    counts["roles"] = len(snapshot.roles)
-    steps = tuple(PlanStep(step, description, counts.get(step, 0)) for step, description in STEPS)
-    have = {r.name for r in current.roles}
-    plan = RestorePlan(
-        source=checked.location,
-        target=target.display(),
-        dbname=target.dbname,
-        steps=steps,
-        target_exists=exists,
-        will_drop=tuple(contents),
-        roles_to_create=tuple(r.name for r in snapshot.roles if r.name not in have),
-        tools=tools.describe(),
-    )
-    return plan, tools, snapshot
-
-
-def _restore_tools(source_major: int, target_major: int) -> PgBinaries:
-    """pg_restore of the target's version: it reads the archive and writes SQL the target takes."""
     try:
-        return find_binaries(major=target_major)
+        return find_binaries(major=target_major, need="client")
     except DrillError:
-        tools = client_tools_for(source_major)
+        tools = client_tools_for(manifest.source_major)
         log.warning(
             "no PostgreSQL %d client tools here; restoring with %s", target_major, tools.describe()
         )
         return tools
-
-
-def _contents(target: PgTarget) -> list[str]:
-    """User objects in the target database, as ``kind schema.name`` (at most 20)."""
-    with connect(target) as conn:
-        rows = conn.execute(
-            "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'v' THEN 'view' "
-            "WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'p' THEN 'table' "
-            "ELSE 'relation' END || ' ' || n.nspname || '.' || c.relname "
-            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S') "
-            "AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND n.nspname NOT LIKE 'pg\\_%%' "
-            "UNION ALL SELECT 'function ' || n.nspname || '.' || p.proname FROM pg_proc p "
-            "JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') "
-            "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid "
-            "AND d.deptype = 'e') ORDER BY 1 LIMIT 21"
-        ).fetchall()
-    return [str(r[0]) for r in rows]
-
-
-def _summary(contents: list[str]) -> str:
-    shown = ", ".join(contents[:20])
-    return shown + (", ..." if len(contents) > 20 else "")
-
-
-def _create_database(target: PgTarget, name: str) -> None:
-    with connect(target.with_dbname("postgres"), autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(name)))
-
-
-def _drop_scratch(target: PgTarget, name: str) -> None:
-    try:
-        with connect(target.with_dbname("postgres"), autocommit=True) as conn:
-            terminate_sessions(conn, name)
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-    except Exception:  # cleanup after a failure: report the original error, log this one
-        log.exception("could not drop the half-restored database %s; drop it by hand", name)
 
 
 def _pg_restore(
@@ -289,22 +225,6 @@ def _pg_restore(
         run([*argv, dump], timeout=RESTORE_TIMEOUT, env=staged.libpq_env())
     except DrillError as exc:
         raise RestoreError(str(exc), phase=section) from exc
-
-
-def _swap_into_place(target: PgTarget, scratch: str, *, replace: bool) -> None:
-    with connect(target.with_dbname("postgres"), autocommit=True) as conn:
-        for name in (scratch, target.dbname):
-            terminate_sessions(conn, name)
-        if replace:
-            require_destructive(target, f"replace database {target.dbname}")
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(target.dbname))
-            )
-        conn.execute(
-            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
-                sql.Identifier(scratch), sql.Identifier(target.dbname)
-            )
-        )
 
 
 def _verify_fingerprint(
@@ -328,18 +248,12 @@ def _verify_fingerprint(
     return checks
 
 
-def _database_settings(target: PgTarget, snapshot: Globals) -> list[str]:
-    """Owner, settings, role-in-database settings and grants of the restored database."""
-    try:
-        return converge(target, snapshot, dbname=target.dbname)  # roles already converged
-    except RestoreError as exc:
-        raise RestoreError(
-            f"the database was restored, but {exc}", phase="database settings"
-        ) from exc
-
-
 def verify_against_manifest(target: PgTarget, manifest: Manifest) -> tuple[CheckResult, ...]:
-    """Compare exact row counts and sequence positions of ``target`` with the manifest."""
+    """Compare exact row counts and sequence positions of ``target`` with the manifest.
+
+    A sequence that serves a column (serial or identity) must also be ahead of the keys the
+    column holds: otherwise the restored application's next insert collides.
+    """
     results = []
     with connect(target) as conn:
         conn.execute("SET row_security = off")
@@ -375,6 +289,57 @@ def verify_against_manifest(target: PgTarget, manifest: Manifest) -> tuple[Check
                 ok=not moved,
                 critical=True,
                 detail="; ".join(moved) or f"all {len(manifest.sequences)} sequences match",
+            )
+        )
+        # A sequence must also be ahead of the keys its column holds, or the restored
+        # application's next insert collides. The manifest records the position the dump
+        # holds (read after the snapshot, so ahead of its rows), and this holds for it.
+        recorded = {(s.schema, s.name) for s in manifest.sequences}
+        owned = [
+            row
+            for row in conn.execute(
+                "SELECT sn.nspname, s.relname, tn.nspname, t.relname, a.attname, q.seqincrement "
+                "FROM pg_depend d JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' "
+                "JOIN pg_namespace sn ON sn.oid = s.relnamespace "
+                "JOIN pg_class t ON t.oid = d.refobjid "
+                "JOIN pg_namespace tn ON tn.oid = t.relnamespace "
+                "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = d.refobjsubid "
+                "JOIN pg_sequence q ON q.seqrelid = s.oid "
+                "WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass "
+                "AND d.deptype IN ('a', 'i') AND a.atttypid IN ('int2'::regtype, "
+                "'int4'::regtype, 'int8'::regtype) ORDER BY 1, 2"
+            ).fetchall()
+            if (row[0], row[1]) in recorded
+        ]
+        behind = []
+        for seq_schema, seq, schema, table, column, step in owned:
+            position = conn.execute(
+                sql.SQL("SELECT last_value, is_called FROM {}").format(
+                    sql.Identifier(seq_schema, seq)
+                )
+            ).fetchone()
+            edge = conn.execute(
+                sql.SQL("SELECT {}({}) FROM {}").format(
+                    sql.SQL("max" if step > 0 else "min"),
+                    sql.Identifier(column),
+                    sql.Identifier(schema, table),
+                )
+            ).fetchone()
+            if position is None or edge is None or edge[0] is None:
+                continue  # an empty table: any position is ahead
+            following = int(position[0]) + (int(step) if position[1] else 0)
+            if (following - int(edge[0])) * (1 if step > 0 else -1) <= 0:
+                behind.append(
+                    f"{seq_schema}.{seq} would hand out {following} next, but "
+                    f"{schema}.{table}.{column} already holds {edge[0]}"
+                )
+        results.append(
+            CheckResult(
+                "sequences ahead of keys",
+                ok=not behind,
+                critical=True,
+                detail="; ".join(behind)
+                or f"all {len(owned)} column sequences are ahead of their keys",
             )
         )
     return tuple(results)

@@ -18,16 +18,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg import Connection, sql
 
 from harness.config import PgTarget
 from harness.errors import RestoreError, VerificationFailed
 from harness.pg.binaries import client_tools_for
-from harness.pg.sql import connect, count_in, require_destructive
+from harness.pg.sql import connect, count_in, explain_db_error, require_destructive
 from harness.proc import run
 from harness.redact import get_logger
 from harness.sets.check import require_good_set
-from harness.sets.manifest import Location, Manifest
+from harness.sets.location import Location
+from harness.sets.manifest import Manifest
 from harness.verify.checks import CheckResult, failures, render
 
 log = get_logger(__name__)
@@ -83,7 +85,8 @@ def restore_table(
         VerificationFailed: the set failed its checks, or the result did not verify (rolled
             back).
         RestoreError: the table is not in the set, has dependents or no primary key where
-            one is needed, or a statement failed (rolled back).
+            one is needed, or a statement failed (rolled back; database errors included).
+        UnsafeTargetError: a full restore on a target that may not take destructive steps.
 
     """
     say = progress or (lambda line: log.info("%s", line))
@@ -130,13 +133,26 @@ def restore_table(
                 unreadable=unreadable,
                 say=say,
             )
+            conn.commit()
+        except psycopg.Error as exc:
+            _rollback(conn)
+            raise RestoreError(
+                f"restoring {schema}.{name} on {target.display()} failed: "
+                f"{explain_db_error(exc)}; rolled back, the table is as it was",
+                phase="table",
+            ) from exc
         except BaseException:
-            conn.rollback()
+            _rollback(conn)
             raise
-        conn.commit()
     seconds = time.monotonic() - started
     say(f"committed in {seconds:.1f} s")
     return TableRestoreResult(**{**result, "seconds": seconds})
+
+
+def _rollback(conn: Connection[Any]) -> None:
+    """Roll back after a failure; a connection the server already closed needs nothing."""
+    if not conn.closed:
+        conn.rollback()
 
 
 def _apply(

@@ -8,7 +8,8 @@ from appdb import load_app, state_of
 from harness.errors import BackupError, RestoreError, VerificationFailed
 from harness.pg.sql import connect, database_exists
 from harness.sets.check import check_set
-from harness.sets.manifest import MANIFEST, parse_location
+from harness.sets.location import parse_location
+from harness.sets.manifest import MANIFEST
 from harness.sets.restore import restore_set
 from harness.sets.take import take_backup
 
@@ -78,7 +79,7 @@ def test_restore_converges_roles_a_supabase_server_already_has(
     assert after["memberships"] == before["memberships"]
     assert after["schema"] == before["schema"]
     assert after["tables"] == before["tables"]
-    assert any("revoked authenticated from anon" in a for a in restored.role_actions)
+    assert any("revoke authenticated from anon" in a for a in restored.role_actions)
 
 
 def test_backup_as_a_non_superuser_with_supabase_backup_privileges(source, tmp_path):
@@ -111,6 +112,29 @@ def test_backup_role_without_bypassrls_is_refused_before_dumping(source, tmp_pat
     assert "BYPASSRLS" in message
     assert "public.reservations (FORCE)" in message
     assert not (tmp_path / "set").exists(), "a failed backup must not look complete"
+
+
+def test_backup_role_that_cannot_read_a_large_object_is_refused_before_dumping(source, tmp_path):
+    with connect(source.target("app"), autocommit=True) as conn:
+        conn.execute(
+            "CREATE ROLE lo_reader LOGIN BYPASSRLS PASSWORD 'lo-reader-pw-9' "
+            "IN ROLE pg_read_all_data"
+        )
+        conn.execute("SELECT lo_from_bytea(0, 'not granted')")
+    t = source.target("app")
+    reader = type(t)(t.host, t.port, "lo_reader", "app", password="lo-reader-pw-9")
+    with pytest.raises(BackupError) as info:
+        take_backup(reader, parse_location(str(tmp_path / "set")))
+    assert info.value.phase == "preflight"
+    assert "cannot read" in str(info.value)
+    assert "GRANT SELECT ON LARGE OBJECT" in str(info.value)
+    assert not (tmp_path / "set").exists()
+
+    with connect(source.target("app"), autocommit=True) as conn:
+        for (oid,) in conn.execute("SELECT oid FROM pg_largeobject_metadata").fetchall():
+            conn.execute(f"GRANT SELECT ON LARGE OBJECT {int(oid)} TO lo_reader")
+    result = take_backup(reader, parse_location(str(tmp_path / "set")))
+    assert result.manifest.tables
 
 
 def test_s3_set_round_trip_with_manifest_written_last(
@@ -252,7 +276,7 @@ def test_dry_run_prints_the_ordered_plan_and_changes_nothing(
     steps = [s.step for s in result.plan.steps]
     assert steps[:3] == ["extensions", "roles", "types"]
     assert steps.index("data") > steps.index("rls") > steps.index("views")
-    assert dict((s.step, s.objects) for s in result.plan.steps)["rls"] == 11
+    assert dict((s.step, s.objects) for s in result.plan.steps)["rls"] == 15
     assert "--clean will replace database app, dropping: " in plan
     assert plan in "\n".join(lines)
 

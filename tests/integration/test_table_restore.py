@@ -5,7 +5,7 @@ from appdb import load_app, state_of
 
 from harness.errors import RestoreError
 from harness.pg.sql import connect
-from harness.sets.manifest import parse_location
+from harness.sets.location import parse_location
 from harness.sets.table_restore import restore_table
 from harness.sets.take import take_backup
 
@@ -96,3 +96,22 @@ def test_table_not_in_the_set_is_named(app, tmp_path):
     server, location = app
     with pytest.raises(RestoreError, match=r"public\.nope is not in the backup set"):
         restore_table(location, server.target("app"), "public.nope", workdir=tmp_path)
+
+
+def test_a_database_error_becomes_a_restore_error_and_rolls_back(app, tmp_path):
+    server, location = app
+    with connect(server.target("app"), autocommit=True) as conn:
+        conn.execute("CREATE ROLE clerk LOGIN PASSWORD 'clerk-pw-31'")
+        conn.execute("GRANT USAGE ON SCHEMA public TO clerk")
+        conn.execute("GRANT SELECT ON public.page_views TO clerk")  # no INSERT, no LOCK
+    before = state_of(server)["tables"]["public.page_views"]
+    t = server.target("app")
+    clerk = type(t)(t.host, t.port, "clerk", "app", password="clerk-pw-31", destructive_ok=True)
+    with pytest.raises(RestoreError) as info:
+        restore_table(location, clerk, "public.page_views", workdir=tmp_path)
+    message = str(info.value)
+    assert info.value.phase == "table"
+    assert "permission denied" in message
+    assert "rolled back, the table is as it was" in message
+    assert "clerk-pw-31" not in message
+    assert state_of(server)["tables"]["public.page_views"] == before
