@@ -1,9 +1,11 @@
+import os
 from pathlib import Path
 
 import pytest
 
 from harness.errors import ConfigError, ToolNotFound
-from harness.pg.binaries import find_binaries, probe
+from harness.pg import binaries as pg_binaries
+from harness.pg.binaries import CLIENT_TOOLS, find_binaries, probe
 
 
 def fake_bindir(root: Path, version: str, tools=("initdb", "pg_ctl", "postgres")) -> Path:
@@ -52,4 +54,60 @@ def test_missing_client_tool_names_the_directory(tmp_path):
 def test_a_version_nobody_has_lists_what_was_searched():
     with pytest.raises(ToolNotFound) as info:
         find_binaries(major=9)
-    assert "no PostgreSQL 9 binaries found (searched:" in str(info.value)
+    assert "no PostgreSQL 9 binaries found for a server (initdb, pg_ctl, postgres) (searched:" in (
+        str(info.value)
+    )
+
+
+def test_a_client_only_directory_serves_client_work(tmp_path):
+    # What Debian's postgresql-client-16 installs: no initdb, pg_ctl or postgres.
+    bindir = fake_bindir(tmp_path / "bin", "16.4 (Debian 16.4-1.pgdg120+2)", tools=CLIENT_TOOLS)
+    binaries = find_binaries(bindir=bindir, major=16, need="client")
+    assert (binaries.major, binaries.version, binaries.server) == (16, "16.4", False)
+    assert binaries.tool("pg_restore") == bindir / "pg_restore"
+    assert "client tools only" in binaries.describe()
+
+
+def test_a_client_only_directory_says_which_server_tools_it_lacks(tmp_path):
+    bindir = fake_bindir(tmp_path / "bin", "16.4", tools=CLIENT_TOOLS)
+    with pytest.raises(ToolNotFound) as info:
+        find_binaries(bindir=bindir)
+    message = str(info.value)
+    assert "client tools only" in message
+    assert "lacks initdb, pg_ctl, postgres" in message
+    assert "server package" in message
+    binaries = find_binaries(bindir=bindir, need="client")
+    with pytest.raises(
+        ToolNotFound,
+        match=r"initdb belongs to the PostgreSQL server package.*"
+        r"postgresql-16",
+    ):
+        binaries.tool("initdb")
+
+
+def test_client_work_needs_pg_dump_pg_restore_and_psql(tmp_path):
+    bindir = fake_bindir(tmp_path / "bin", "16.4", tools=("pg_dump", "psql"))
+    with pytest.raises(ToolNotFound, match="lacks pg_restore"):
+        find_binaries(bindir=bindir, need="client")
+
+
+def test_a_server_directory_also_serves_client_work(tmp_path):
+    bindir = fake_bindir(
+        tmp_path / "bin", "17.2", tools=("initdb", "pg_ctl", "postgres", *CLIENT_TOOLS)
+    )
+    binaries = find_binaries(bindir=bindir, need="client")
+    assert (binaries.major, binaries.server) == (17, True)
+
+
+def test_a_client_only_install_on_path_is_found_for_client_work(tmp_path, monkeypatch):
+    bindir = fake_bindir(tmp_path / "bin", "13.9", tools=CLIENT_TOOLS)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    pg_binaries._candidates.cache_clear()  # the search is cached per process
+    try:
+        tools = pg_binaries.client_tools_for(13)
+        with pytest.raises(ToolNotFound) as info:
+            find_binaries(major=13)
+    finally:
+        pg_binaries._candidates.cache_clear()
+    assert (tools.bindir, tools.major, tools.server) == (bindir, 13, False)
+    assert f"client tools only, no server, in: PostgreSQL 13.9 in {bindir}" in str(info.value)
