@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self
+from urllib.parse import urlsplit
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -343,9 +344,7 @@ class DrillConfig:
             s3_secret_access_key=(
                 env.get("DRILL_S3_SECRET_ACCESS_KEY") or env.get("AWS_SECRET_ACCESS_KEY")
             ),
-            allow_destructive=tuple(
-                h.strip() for h in (raw["allow_destructive"] or "").split(",") if h.strip()
-            ),
+            allow_destructive=host_list(raw["allow_destructive"]),
             docker_pg_image=raw["docker_pg_image"] or "postgres:17",
             evidence_dir=Path(raw["evidence_dir"] or "reports/evidence"),
             start_timeout=float(
@@ -353,8 +352,34 @@ class DrillConfig:
             ),
         )
 
+    def external_s3_target(self) -> S3Target:
+        """The S3 endpoint the user named (``s3_endpoint``, keys from the environment).
+
+        Raises:
+            ConfigError: credentials are missing.
+
+        """
+        if not (self.s3_access_key_id and self.s3_secret_access_key):
+            raise ConfigError(
+                "an external S3 endpoint needs credentials: set DRILL_S3_ACCESS_KEY_ID and "
+                "DRILL_S3_SECRET_ACCESS_KEY (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY)"
+            )
+        host = (urlsplit(self.s3_endpoint).hostname or "") if self.s3_endpoint else "aws"
+        return S3Target(
+            endpoint_url=self.s3_endpoint,
+            access_key_id=self.s3_access_key_id,
+            secret_access_key=self.s3_secret_access_key,
+            region=self.s3_region,
+            destructive_ok=host in self.allow_destructive,
+        )
+
 
 OPTIONS_BY_NAME: Mapping[str, OptionSpec] = {spec.name: spec for spec in OPTIONS}
+
+
+def host_list(text: str | None) -> tuple[str, ...]:
+    """Hosts of a comma-separated allow-list, trimmed, empty entries dropped."""
+    return tuple(h.strip() for h in (text or "").split(",") if h.strip())
 
 
 def _as_int(value: str | None, spec: OptionSpec) -> int | None:

@@ -1,20 +1,29 @@
-"""The ``drill`` command.
+"""The ``drill`` command: the parser, the dispatch, and how errors reach the terminal.
 
-Exit codes: 0 success; 1 a check or verification failed (or, for ``doctor``, the embedded
-default cannot run); 2 bad usage or input.
+Exit codes: 0 success; 1 a check, step or verification failed (or, for ``doctor``, the
+embedded default cannot run), database errors included; 2 bad usage or input.
+
+Every error is one line on stderr, never a traceback (``--debug`` adds it). Errors that name
+an option are spelled the CLI's way (``--allow-destructive HOST``, not the pytest plugin's
+``--drill-allow-destructive=HOST``). The backup-set commands import only the product's
+dependencies: ``doctor`` loads the drill stack when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.config import OPTIONS_BY_NAME, DrillConfig, OptionSpec, PgTarget
+import psycopg
+
+from harness.cli import pitr, sets, verify
+from harness.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_from
+from harness.config import OPTIONS_BY_NAME
 from harness.errors import (
     BackupError,
     ConfigError,
@@ -22,33 +31,25 @@ from harness.errors import (
     DrillError,
     ObjectNotFound,
     RestoreError,
-    VerificationFailed,
 )
-from harness.infra import doctor
-from harness.infra.providers.external import external_s3_target
+from harness.pg.sql import explain_db_error
 from harness.redact import redact
-from harness.sets.check import check_set
-from harness.sets.manifest import Location, parse_location
-from harness.sets.restore import INPUT_PHASES, restore_set
-from harness.sets.table_restore import restore_table
-from harness.sets.take import take_backup
-from harness.verify.checks import CheckResult, render
-from harness.verify.compare import Fingerprint, compare, take_fingerprint
-from harness.verify.locate import locate_differences
-from harness.verify.rls import compare_behaviour, rls_behaviour
+from harness.sets.restore import INPUT_PHASES
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_FAILED", "EXIT_OK", "EXIT_USAGE", "build_parser", "exit_code", "main"]
 
 # Options of DrillConfig the CLI exposes, as --<name> (the pytest spelling is --drill-<name>).
-_CLI_OPTIONS = ("pg_bindir", "pg_version", "run_as", "s3", "provider")
+_DOCTOR_OPTIONS = ("pg_bindir", "pg_version", "run_as", "s3", "provider")
+DRILLS_EXTRA = "drill doctor needs the drill stack: pip install 'recovery-drill-harness[drills]'"
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``drill``."""
     parser = argparse.ArgumentParser(prog="drill", description="Recovery-drill harness.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of an error as well"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     doc = sub.add_parser("doctor", help="show what can run here; exit 1 if the default cannot")
     doc.add_argument(
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also start a throwaway PostgreSQL server and the S3 backend",
     )
-    for name in _CLI_OPTIONS:
+    for name in _DOCTOR_OPTIONS:
         spec = OPTIONS_BY_NAME[name]
         doc.add_argument(
             "--" + name.replace("_", "-"),
@@ -64,81 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
             choices=spec.choices,
             help=f"{spec.help} (env {spec.env})",
         )
-    backup = sub.add_parser("backup", help="take a backup set of one database")
-    _dsn_option(backup)
-    backup.add_argument(
-        "--to", required=True, metavar="TARGET", help="a new local directory, or s3://bucket/prefix"
-    )
-    backup.add_argument("--format", choices=("custom", "directory"), default="custom")
-    backup.add_argument("--jobs", type=int, default=1, help="parallel dump jobs (directory)")
-    backup.add_argument(
-        "--no-section-sql", action="store_true", help="skip the per-section human-readable SQL"
-    )
-    _s3_options(backup)
-
-    check = sub.add_parser("check", help="verify a backup set without restoring it")
-    check.add_argument("source", help="a set directory, or s3://bucket/prefix")
-    _s3_options(check)
-
-    restore = sub.add_parser("restore", help="restore a backup set (ordered, verified)")
-    restore.add_argument("--from", dest="source", required=True, metavar="SOURCE")
-    _dsn_option(restore)
-    restore.add_argument("--jobs", type=int, default=1, help="parallel restore jobs")
-    restore.add_argument(
-        "--clean", action="store_true", help="replace the target database if it is not empty"
-    )
-    restore.add_argument(
-        "--dry-run", action="store_true", help="check the set and print the plan; change nothing"
-    )
-    restore.add_argument(
-        "--table",
-        metavar="SCHEMA.TABLE",
-        help="restore one table's rows into the live database (P3)",
-    )
-    restore.add_argument(
-        "--rows-missing-only",
-        action="store_true",
-        help="with --table: insert only rows whose primary key is absent",
-    )
-    _s3_options(restore)
-
-    fingerprint = sub.add_parser("fingerprint", help="print a database's fingerprint")
-    _dsn_option(fingerprint)
-    fingerprint.add_argument("--json", action="store_true", help="the whole fingerprint as JSON")
-
-    verify = sub.add_parser("verify", help="compare a database with another or with a set")
-    _dsn_option(verify)
-    against = verify.add_mutually_exclusive_group()
-    against.add_argument("--against-dsn", help="the reference database (or DRILL_AGAINST_DSN)")
-    against.add_argument("--against", metavar="SOURCE", help="a backup set (its fingerprint)")
-    verify.add_argument("--tables", help="compare only these schema.table names (comma list)")
-    verify.add_argument(
-        "--rls",
-        action="store_true",
-        help="also compare RLS behaviour (with --against-dsn; read-only probes)",
-    )
-    verify.add_argument(
-        "--locate",
-        action="store_true",
-        help="find the differing rows of differing tables (with --against-dsn)",
-    )
-    _s3_options(verify)
+    doc.set_defaults(run=_doctor)
+    sets.add_commands(sub)
+    verify.add_commands(sub)
+    pitr.add_commands(sub)
     return parser
-
-
-def _dsn_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--dsn", help="PostgreSQL DSN; or set DRILL_DSN to keep the password off the command line"
-    )
-
-
-def _s3_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--s3-endpoint",
-        dest="s3_endpoint",
-        help="S3 endpoint URL (keys in DRILL_S3_ACCESS_KEY_ID / DRILL_S3_SECRET_ACCESS_KEY)",
-    )
-    parser.add_argument("--s3-region", dest="s3_region")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,21 +83,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger = logging.getLogger("harness")
     logger.addHandler(handler)
     logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
-    commands = {
-        "doctor": _doctor,
-        "backup": _backup,
-        "check": _check,
-        "restore": _restore,
-        "fingerprint": _fingerprint,
-        "verify": _verify,
-    }
     try:
-        return commands[args.command](args)
+        code: int = args.run(args)
+        return code
     except DrillError as exc:
-        print(f"drill: error: {redact(str(exc))}", file=sys.stderr)
-        return exit_code(exc)
+        return _fail(args, exc.render("drill"), exit_code(exc))
+    except psycopg.Error as exc:
+        return _fail(args, f"database error: {explain_db_error(exc)}", EXIT_FAILED)
+    except Exception as exc:  # the last line of defence: one line, not a traceback
+        first = (redact(str(exc)).strip().splitlines() or [""])[0]
+        return _fail(
+            args,
+            f"unexpected {type(exc).__name__}: {first} (run with --debug for the traceback)",
+            EXIT_FAILED,
+        )
     finally:
         logger.removeHandler(handler)
+
+
+def _fail(args: argparse.Namespace, message: str, code: int) -> int:
+    if args.debug:
+        # The traceback may quote values: redact it like everything else we print.
+        print(redact(traceback.format_exc()), file=sys.stderr, end="")
+    print(f"drill: error: {redact(message)}", file=sys.stderr)
+    return code
 
 
 def exit_code(exc: DrillError) -> int:
@@ -180,156 +120,14 @@ def exit_code(exc: DrillError) -> int:
     return EXIT_FAILED
 
 
-def _target(args: argparse.Namespace, *, destructive: bool = False) -> PgTarget:
-    dsn = args.dsn or os.environ.get("DRILL_DSN")
-    if not dsn:
-        raise ConfigError("no database given: pass --dsn or set DRILL_DSN")
-    return PgTarget.from_dsn(dsn, destructive_ok=destructive)
-
-
-def _location(args: argparse.Namespace, uri: str) -> Location:
-    s3 = None
-    if uri.startswith("s3://"):
-        s3 = external_s3_target(_config_from(args))
-    return parse_location(uri, s3=s3)
-
-
-def _progress(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def _backup(args: argparse.Namespace) -> int:
-    result = take_backup(
-        _target(args),
-        _location(args, args.to),
-        fmt=args.format,
-        jobs=args.jobs,
-        section_sql=not args.no_section_sql,
-    )
-    manifest = result.manifest
-    print(
-        f"backup set written to {result.location} in {result.seconds:.1f} s: "
-        f"{len(manifest.tables)} tables, {sum(t.rows for t in manifest.tables)} rows, "
-        f"{len(manifest.artifacts)} artifacts"
-    )
-    return EXIT_OK
-
-
-def _check(args: argparse.Namespace) -> int:
-    with tempfile.TemporaryDirectory(prefix="drill-check-") as tmp:
-        checked = check_set(_location(args, args.source), workdir=Path(tmp))
-        print(render(checked.results))
-    print(f"{args.source}: " + ("good" if checked.ok else "BAD"))
-    return EXIT_OK if checked.ok else EXIT_FAILED
-
-
-def _restore(args: argparse.Namespace) -> int:
-    # --clean and --table are the user's own instruction to replace data in this target.
-    target = _target(args, destructive=args.clean or bool(args.table))
-    with tempfile.TemporaryDirectory(prefix="drill-restore-") as tmp:
-        location = _location(args, args.source)
-        if args.table:
-            if args.clean or args.dry_run:
-                raise ConfigError("--table cannot be combined with --clean or --dry-run")
-            table = restore_table(
-                location,
-                target,
-                args.table,
-                workdir=Path(tmp),
-                missing_only=args.rows_missing_only,
-                progress=_progress,
-            )
-            print(table.summary())
-            return EXIT_OK
-        if args.rows_missing_only:
-            raise ConfigError("--rows-missing-only needs --table")
-        result = restore_set(
-            location,
-            target,
-            workdir=Path(tmp),
-            jobs=args.jobs,
-            clean=args.clean,
-            dry_run=args.dry_run,
-            progress=_progress,
-        )
-    if result.dry_run:
-        print(result.plan.render())
-        print("dry run: nothing was changed")
-    else:
-        print(render(result.checks))
-        print(f"restored into {result.plan.target} in {result.seconds:.1f} s")
-    return EXIT_OK
-
-
-def _fingerprint(args: argparse.Namespace) -> int:
-    fingerprint = take_fingerprint(_target(args))
-    if args.json:
-        print(fingerprint.to_json())
-        return EXIT_OK
-    print(f"PostgreSQL {fingerprint.server_version}")
-    for table in fingerprint.data.tables:
-        print(f"data    {table.qualified:<40} {table.rows:>10} rows  digest {table.digest}")
-    for name, rows in sorted(fingerprint.catalog.sections.items()):
-        print(f"catalog {name:<40} {len(rows):>10} objects")
-    return EXIT_OK
-
-
-def _verify(args: argparse.Namespace) -> int:
-    target = _target(args)
-    tables = {t.strip() for t in args.tables.split(",")} if args.tables else None
-    reference_target = None
-    if args.against:
-        with tempfile.TemporaryDirectory(prefix="drill-verify-") as tmp:
-            checked = check_set(_location(args, args.against), workdir=Path(tmp))
-            if not checked.ok or checked.manifest is None:
-                print(render(checked.results))
-                raise VerificationFailed("the backup set failed its checks", checks=checked.results)
-            path = checked.root / checked.manifest.artifact("fingerprint").path
-            expected = Fingerprint.from_json(path.read_text())
-    else:
-        dsn = args.against_dsn or os.environ.get("DRILL_AGAINST_DSN")
-        if not dsn:
-            raise ConfigError("no reference database: pass --against-dsn or set DRILL_AGAINST_DSN")
-        reference_target = PgTarget.from_dsn(dsn)
-        expected = take_fingerprint(reference_target)
-    comparison = compare(expected, take_fingerprint(target), tables=tables)
-    checks = list(comparison.checks)
-    diff = comparison.diff
-    if args.rls and reference_target is not None:
-        same, rls_diff = compare_behaviour(rls_behaviour(reference_target), rls_behaviour(target))
-        checks.append(
-            CheckResult(
-                "rls behaviour",
-                ok=same,
-                critical=True,
-                detail="identical" if same else "differs (see diff)",
-            )
-        )
-        diff = "\n".join(filter(None, [diff, rls_diff]))
-    print(render(checks))
-    if diff:
-        print("\n--- differences ---\n" + diff)
-    if args.locate and reference_target is not None:
-        for check in checks:
-            if check.name.startswith("data ") and not check.ok and check.critical:
-                table = check.name.removeprefix("data ")
-                if expected.data.get(table) is not None:
-                    print(locate_differences(reference_target, target, table).render())
-    failed = [c for c in checks if c.critical and not c.ok]
-    print("equal" if not failed else f"DIFFERENT: {len(failed)} checks failed")
-    return EXIT_OK if not failed else EXIT_FAILED
-
-
-def _config_from(args: argparse.Namespace) -> DrillConfig:
-    def lookup(spec: OptionSpec) -> str | None:
-        value = getattr(args, spec.name, None)
-        return str(value) if value is not None else None
-
-    return DrillConfig.resolve(lookup)
-
-
 def _doctor(args: argparse.Namespace) -> int:
-    config = _config_from(args)
+    try:
+        # Loaded here: the drill stack (providers, moto, testcontainers) is an optional extra.
+        from harness.infra import doctor
+    except ImportError:
+        print(f"drill: error: {DRILLS_EXTRA}", file=sys.stderr)
+        return EXIT_FAILED
+    config = config_from(args)
     with tempfile.TemporaryDirectory(prefix="drill-doctor-") as tmp:
         findings = doctor.examine(config, start=args.start, workdir=Path(tmp))
     width = max(len(f.area) for f in findings)

@@ -2,7 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from harness.config import OPTIONS_BY_NAME, PROFILES, DrillConfig, KeepPolicy, PgTarget, S3Target
+from harness.config import (
+    OPTIONS_BY_NAME,
+    PROFILES,
+    DrillConfig,
+    KeepPolicy,
+    PgTarget,
+    S3Target,
+    host_list,
+)
 from harness.errors import ConfigError
 
 
@@ -161,3 +169,22 @@ def test_pyproject_profiles_and_options_override_targets(tmp_path):
     assert (cfg.targets.rto_seconds, cfg.targets.rpo_seconds) == (7200, 300)
     cfg = DrillConfig.resolve(lambda spec: {"rto": "30m"}.get(spec.name), {}, profiles=profiles)
     assert (cfg.targets.rto_seconds, cfg.targets.rpo_seconds) == (1800, 900)
+
+
+def test_host_list_is_what_the_cli_and_the_plugin_both_read():
+    assert host_list(" a.internal, ,10.0.0.5,") == ("a.internal", "10.0.0.5")
+    assert host_list(None) == ()
+
+
+def test_external_s3_target_needs_keys_and_is_destructive_only_when_allow_listed():
+    with pytest.raises(ConfigError, match="DRILL_S3_ACCESS_KEY_ID"):
+        resolve({"s3_endpoint": "http://s3.internal:9000"}).external_s3_target()
+    keys = {"DRILL_S3_ACCESS_KEY_ID": "AKIA1", "DRILL_S3_SECRET_ACCESS_KEY": "secret-s3-99"}
+    plain = resolve({"s3_endpoint": "http://s3.internal:9000"}, keys).external_s3_target()
+    assert plain.endpoint_url == "http://s3.internal:9000"
+    assert not plain.destructive_ok
+    allowed = resolve(
+        {"s3_endpoint": "http://s3.internal:9000", "allow_destructive": "s3.internal"}, keys
+    ).external_s3_target()
+    assert allowed.destructive_ok
+    assert "secret-s3-99" not in repr(allowed)
