@@ -4,14 +4,14 @@ A drill is seed -> backup -> disaster -> detect -> restore -> verify. RTO is mea
 moment the disaster is complete (service lost) to the moment the restored service is
 verified; RPO from the last write committed before the disaster to the newest write present
 after the restore (canary writes, :mod:`harness.drill.canary`, make both ends visible). Targets
-come from the environment profile. The evidence record is JSON with a versioned schema; the
-HTML report renders it.
+come from the environment profile. The evidence record is JSON in a versioned format,
+published as a JSON Schema in ``docs/drill-evidence.schema.json``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import RecoveryTargets
-from harness.redact import redact
+from harness.redact import redact, redact_values
 from harness.sets.take import BackupResult
 from harness.verify.checks import CheckResult
 
-EVIDENCE_SCHEMA = "drill-evidence/1"
+EVIDENCE_SCHEMA = "drill-evidence/2"
+"""The version of the evidence format (``docs/drill-evidence.schema.json``)."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class DrillRun:
         """Record which backup set the drill took (location, manifest digest, versions)."""
         manifest = result.manifest
         self.facts["backup set"] = result.location
-        self.facts["manifest sha256"] = hashlib.sha256(manifest.to_json().encode()).hexdigest()
+        self.facts["manifest sha256"] = manifest.digest
         self.facts["source server"] = f"PostgreSQL {manifest.source_server_version}"
         self.facts["tools"] = ", ".join(f"{k} {v}" for k, v in sorted(manifest.tools.items()))
         self.facts["artifacts"] = (
@@ -127,32 +128,60 @@ class DrillRun:
         return "\n".join(f"{c.name}: {c.detail}" for c in self.verdict() if c.critical and not c.ok)
 
     def evidence(self) -> dict[str, Any]:
-        """The evidence record (a JSON-ready dict, secrets redacted)."""
+        """The evidence record: a JSON-ready dict whose every value is already redacted.
+
+        The format is published as a JSON Schema in ``docs/drill-evidence.schema.json``
+        (:data:`EVIDENCE_SCHEMA` names its version). An unbounded RPO (nothing written
+        before the disaster survived) is ``rpo_seconds: null`` with ``rpo_unbounded: true``:
+        JSON has no infinity.
+        """
+        rpo = self.rpo_seconds
+        unbounded = rpo is not None and math.isinf(rpo)
+        # Field names are this format's own; only what they hold can carry a secret (a
+        # short password equal to "ok" must not rename the "ok" field).
         return {
             "schema": EVIDENCE_SCHEMA,
-            "scenario": self.scenario,
-            "parameters": self.parameters,
-            "environment": self.targets.environment,
+            "scenario": redact(self.scenario),
+            "parameters": redact_values(self.parameters),
+            "environment": redact(self.targets.environment),
             "targets": {
                 "rto_seconds": self.targets.rto_seconds,
                 "rpo_seconds": self.targets.rpo_seconds,
             },
-            "measured": {"rto_seconds": self.rto_seconds, "rpo_seconds": self.rpo_seconds},
+            "measured": {
+                "rto_seconds": self.rto_seconds,
+                "rpo_seconds": None if unbounded else rpo,
+                "rpo_unbounded": unbounded,
+            },
             "passed": self.passed,
-            "phases": [asdict(p) for p in self.phases],
-            "checks": [asdict(c) for c in self.verdict()],
-            "facts": {k: redact(v) for k, v in self.facts.items()},
+            "phases": [_redacted_fields(p) for p in self.phases],
+            "checks": [_redacted_fields(c) for c in self.verdict()],
+            "facts": redact_values(self.facts),
             "written_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
 
     def write(self, directory: Path, name: str) -> Path:
-        """Write the evidence record atomically to ``directory/name.json``."""
+        """Write the evidence record atomically to ``directory/name.json`` (UTF-8).
+
+        The record is redacted value by value before it is serialised, never as text
+        afterwards (see :mod:`harness.redact`); NaN and infinity are refused rather than
+        written as the non-JSON ``NaN`` / ``Infinity``.
+
+        Raises:
+            ValueError: a measurement is NaN or infinite (a bug in the drill run).
+
+        """
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{name}.json"
         tmp = directory / f".{name}.json.tmp"
-        tmp.write_text(redact(json.dumps(self.evidence(), indent=2, default=str)) + "\n")
+        text = json.dumps(self.evidence(), indent=2, ensure_ascii=False, allow_nan=False)
+        tmp.write_text(text + "\n", encoding="utf-8")
         tmp.replace(path)
         return path
+
+
+def _redacted_fields(record: Phase | CheckResult) -> dict[str, Any]:
+    return {name: redact_values(value) for name, value in asdict(record).items()}
 
 
 def _duration(seconds: float | None) -> str:
