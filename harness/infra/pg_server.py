@@ -2,13 +2,16 @@
 
 A :class:`ClusterTemplate` runs ``initdb --data-checksums`` once per binary directory. Each
 :class:`ThrowawayServer` copies it, writes its own ``drill.conf`` (port, no Unix socket,
-archiving), starts with ``pg_ctl start -w`` on 127.0.0.1 and waits until a login works.
-Stopping escalates ``fast`` -> ``immediate`` -> SIGKILL of the postmaster recorded in
-``postmaster.pid`` (``pg_ctl`` daemonizes, so the postmaster is not our child).
+archiving), starts with ``pg_ctl start -w`` on 127.0.0.1 (a new port when the picked one
+was taken meanwhile) and waits until a login works. Stopping escalates ``fast`` ->
+``immediate`` -> SIGKILL of the postmaster recorded in ``postmaster.pid`` (``pg_ctl``
+daemonizes, so the postmaster is not our child); psutil tells a live postmaster from a pid
+the system has recycled.
 """
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shlex
 import shutil
@@ -19,16 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Self
 
+import psutil
 import psycopg
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from harness.config import PgTarget
-from harness.errors import ServerStartError, ToolError, WaitTimeout
+from harness.errors import ConnectError, PortTaken, ServerStartError, ToolError, WaitTimeout
 from harness.infra.lifecycle import Throwaway
 from harness.infra.ports import LOOPBACK, free_port, port_taken
 from harness.infra.privilege import ServerIdentity
 from harness.pg.binaries import PgBinaries
 from harness.pg.sql import connect
-from harness.proc import kill_pid, pid_alive, run, tail
+from harness.proc import run, tail
 from harness.redact import get_logger, register_secret
 from harness.waiting import wait_until
 
@@ -172,6 +177,7 @@ class ThrowawayServer(Throwaway):
         self.settings = settings or ServerSettings()
         self.port = 0
         self.pid: int | None = None
+        self._postmaster: psutil.Process | None = None
         self._port_picker = port_picker
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -193,51 +199,66 @@ class ThrowawayServer(Throwaway):
             self.settings.archive_dir.mkdir(parents=True, exist_ok=True)
             self.identity.hand_over(self.settings.archive_dir)
         self.identity.hand_over(self.workdir)
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            # A restart keeps its port (clients hold the address); else, or if it is taken
-            # meanwhile, a new one.
-            if not (attempt == 1 and self.port):
-                self.port = self._port_picker()
-            (self.datadir / "drill.conf").write_text(
-                "\n".join(self.settings.lines(port=self.port)) + "\n"
-            )
-            self.identity.hand_over(self.datadir / "drill.conf")
-            log_mark = len(self.log_text())
-            try:
-                self._pg_ctl(
-                    "start",
-                    "--wait",
-                    f"--timeout={int(self._start_timeout)}",
-                    "--log",
-                    self.log_path,
-                )
-                break
-            except ToolError as exc:
-                new_log = self.log_text()[log_mark:]
-                if port_taken(new_log) and attempt < _START_ATTEMPTS:
-                    log.info("port %d was taken before the server bound it; retrying", self.port)
-                    continue
-                self.stop()
-                raise self._start_error(f"pg_ctl start failed: {exc}") from exc
-        self.pid = self._read_pid()
         try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(_START_ATTEMPTS),
+                retry=retry_if_exception_type(PortTaken),
+                before_sleep=lambda _: log.info(
+                    "port %d was taken before the server bound it; retrying", self.port
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    # A restart keeps its port (clients hold the address); a first start,
+                    # or a retry after the port was taken meanwhile, picks a new one.
+                    self._launch(new_port=attempt.retry_state.attempt_number > 1 or not self.port)
             wait_until(
-                lambda: self._can_login(),
+                self._can_login,
                 timeout=self._start_timeout,
                 what=f"PostgreSQL on port {self.port} to accept logins",
-                transient=(psycopg.Error,),
+                # connect() reports refusals as ConnectError; psycopg.Error covers the rest
+                # (a login during crash recovery: "the database system is starting up").
+                transient=(ConnectError, psycopg.Error),
             )
         except WaitTimeout as exc:
             self.stop()
             raise self._start_error(str(exc)) from exc
+        except ServerStartError:
+            self.stop()
+            raise
         log.info("server up on %s:%d (%s)", LOOPBACK, self.port, self.binaries.describe())
         return self
 
+    def _launch(self, *, new_port: bool) -> None:
+        """One ``pg_ctl start``; :class:`PortTaken` when the server says its port is taken."""
+        if new_port:
+            self.port = self._port_picker()
+        (self.datadir / "drill.conf").write_text(
+            "\n".join(self.settings.lines(port=self.port)) + "\n"
+        )
+        self.identity.hand_over(self.datadir / "drill.conf")
+        log_mark = len(self.log_text())
+        try:
+            self._pg_ctl(
+                "start", "--wait", f"--timeout={int(self._start_timeout)}", "--log", self.log_path
+            )
+        except ToolError as exc:
+            taken = port_taken(self.log_text()[log_mark:])
+            raise self._start_error(
+                f"pg_ctl start failed: {exc}", kind=PortTaken if taken else ServerStartError
+            ) from exc
+        self._postmaster = postmaster_of(self.datadir)
+        self.pid = self._postmaster.pid if self._postmaster else None
+
     def stop(self) -> None:
-        """Stop the server: ``fast``, then ``immediate``, then SIGKILL. Idempotent."""
-        pid = self.pid or self._read_pid()
-        if pid is None or not pid_alive(pid):
-            self.pid = None
+        """Stop the server: ``fast``, then ``immediate``, then SIGKILL. Idempotent.
+
+        Only the postmaster that serves this data directory is signalled: a pid in a stale
+        ``postmaster.pid`` that the system has since given to another process is left alone.
+        """
+        proc = self._process()
+        if proc is None:
+            self.pid = self._postmaster = None
             return
         for mode in ("fast", "immediate"):
             try:
@@ -249,13 +270,14 @@ class ThrowawayServer(Throwaway):
                 )
             except ToolError as exc:
                 log.warning("pg_ctl stop -m %s failed for %s: %s", mode, self.datadir, exc)
-            if not pid_alive(pid):
+            if not alive(proc):
                 break
         else:
-            log.warning("postmaster %d survived pg_ctl stop; killing it", pid)
-            kill_pid(pid)
-            wait_until(lambda: not pid_alive(pid), timeout=10, what=f"pid {pid} to exit")
-        self.pid = None
+            log.warning("postmaster %d survived pg_ctl stop; killing it", proc.pid)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+            wait_until(lambda: not alive(proc), timeout=10, what=f"pid {proc.pid} to exit")
+        self.pid = self._postmaster = None
 
     def remove(self) -> None:
         """Delete the server's working directory (stop it first)."""
@@ -266,9 +288,8 @@ class ThrowawayServer(Throwaway):
 
     @property
     def running(self) -> bool:
-        """True while the postmaster process exists."""
-        pid = self.pid or self._read_pid()
-        return pid is not None and pid_alive(pid)
+        """True while this data directory's postmaster runs."""
+        return self._process() is not None
 
     def target(self, dbname: str = "postgres") -> PgTarget:
         """Superuser connection details for database ``dbname`` on this server."""
@@ -296,20 +317,51 @@ class ThrowawayServer(Throwaway):
             conn.execute("SELECT 1")
         return True
 
-    def _read_pid(self) -> int | None:
-        try:
-            first = (self.datadir / "postmaster.pid").read_text().split("\n", 1)[0]
-            return int(first)
-        except (OSError, ValueError):
-            return None
+    def _process(self) -> psutil.Process | None:
+        if self._postmaster is not None and alive(self._postmaster):
+            return self._postmaster
+        # Started by another object, restarted, or gone: ask the data directory.
+        self._postmaster = postmaster_of(self.datadir)
+        return self._postmaster
 
-    def _start_error(self, message: str) -> ServerStartError:
-        error = ServerStartError(
+    def _start_error(
+        self, message: str, *, kind: type[ServerStartError] = ServerStartError
+    ) -> ServerStartError:
+        error = kind(
             f"PostgreSQL ({self.binaries.describe()}) did not start in {self.workdir}: "
             f"{message}\n--- last lines of {self.log_path} ---\n{self.log_tail()}"
         )
         error.add_note(f"server log: {self.log_path}")
         return error
+
+
+def postmaster_of(datadir: Path) -> psutil.Process | None:
+    """The running postmaster of ``datadir`` (from its ``postmaster.pid``), or None.
+
+    A pid file left by a crash may name a pid the system has since given to an unrelated
+    process; the postmaster works in its data directory, so a process elsewhere is not it.
+    """
+    try:
+        pid = int((datadir / "postmaster.pid").read_text().split("\n", 1)[0])
+        proc = psutil.Process(pid)
+        if not alive(proc):
+            return None
+        serves = Path(proc.cwd()).resolve() == datadir.resolve()
+    except (OSError, ValueError, psutil.NoSuchProcess):
+        return None
+    except psutil.AccessDenied:
+        # A process we may not inspect (another user's, when not root): trust the pid
+        # file, as pg_ctl itself does.
+        return proc
+    return proc if serves else None
+
+
+def alive(proc: psutil.Process) -> bool:
+    """Tell whether ``proc`` still runs: not exited, not a zombie, its pid not reused."""
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def _conf_quote(value: str) -> str:

@@ -1,8 +1,22 @@
-"""Loopback ports for throwaway servers."""
+"""Loopback ports for throwaway servers.
+
+Ports come from port-for: a random port that nothing listens on and that can be bound, taken
+from the unassigned ranges *outside* the kernel's ephemeral range. A port the OS hands out
+for ``bind(0)`` lies inside that range, where every outgoing connection on the machine (a
+server's own client connections included: SeaweedFS opens several between its parts) may
+take it as its local port before our server binds it. Random picks also keep parallel
+sessions from walking the same sequence. A pick is still only free when made: servers retry
+with a new port when they report it taken (:func:`port_taken`).
+"""
 
 from __future__ import annotations
 
-import socket
+import functools
+from collections.abc import Iterable
+
+import port_for
+
+from harness.errors import ServerStartError
 
 LOOPBACK = "127.0.0.1"
 
@@ -10,16 +24,29 @@ LOOPBACK = "127.0.0.1"
 PORT_TAKEN_MARKERS = ("Address already in use", "could not bind", "address already in use")
 
 
-def free_port() -> int:
-    """Ask the OS for a currently free TCP port on 127.0.0.1.
+@functools.cache
+def _candidates() -> frozenset[int]:
+    # Reads the ephemeral range from /proc once; the set is ~20,000 ports.
+    return frozenset(port_for.available_good_ports())
 
-    The port is free when this returns, not necessarily when a server binds it: callers
-    retry with a new port when the server reports it taken (see :data:`PORT_TAKEN_MARKERS`).
+
+def free_port(*, exclude: Iterable[int] = ()) -> int:
+    """A TCP port free on 127.0.0.1 now, outside the kernel's ephemeral port range.
+
+    Args:
+        exclude: ports not to pick (ports already chosen for the same server).
+
+    Raises:
+        ServerStartError: no free port was found in the candidate ranges.
+
     """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    try:
+        return port_for.select_random(set(_candidates()), exclude_ports=set(exclude))
+    except port_for.PortForException as exc:
+        raise ServerStartError(
+            f"no free TCP port on {LOOPBACK} outside the ephemeral range ({exc}); stop "
+            "servers left over from earlier runs and retry"
+        ) from exc
 
 
 def port_taken(log_text: str) -> bool:

@@ -1,8 +1,11 @@
 import os
 import signal
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -12,7 +15,13 @@ from harness.infra.ports import free_port
 from harness.infra.privilege import ServerIdentity, ensure_system_user
 from harness.pg.binaries import find_binaries
 from harness.pg.sql import connect, count_rows, server_version
-from harness.proc import pid_alive
+
+
+def pid_alive(pid):
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 def test_server_from_template_accepts_logins_and_leaves_nothing_behind(default_template, tmp_path):
@@ -65,6 +74,43 @@ def test_port_taken_between_probe_and_bind_is_retried(default_template, tmp_path
             )
     finally:
         blocker.close()
+
+
+class _FirstLoginsRefused(ThrowawayServer):
+    """A server whose first login probes are refused, as while it finishes crash recovery."""
+
+    refusals = 2
+
+    def _can_login(self):
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectError("cannot connect: the database system is starting up")
+        return super()._can_login()
+
+
+def test_logins_refused_while_the_server_starts_are_retried(default_template, tmp_path):
+    with _FirstLoginsRefused(default_template, workdir=tmp_path / "slow") as server:
+        assert server.refusals == 0
+        assert server.running
+        assert server_version(server.target())
+
+
+def test_stop_leaves_alone_a_process_that_took_over_a_stale_pid(default_template, tmp_path):
+    server = ThrowawayServer(default_template, workdir=tmp_path / "stale")
+    server.start()
+    server.stop()
+    # A crash leaves postmaster.pid behind; the system later gives that pid to someone else.
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (server.datadir / "postmaster.pid").write_text(f"{bystander.pid}\n{server.datadir}\n")
+        again = ThrowawayServer(default_template, workdir=server.workdir)
+        assert not again.running
+        again.stop()
+        assert bystander.poll() is None, "stop() killed a process that is not the postmaster"
+    finally:
+        bystander.kill()
+        bystander.wait()
+        server.remove()
 
 
 def test_start_failure_carries_the_server_log_tail(default_template, tmp_path):

@@ -31,3 +31,26 @@ def test_other_errors_propagate_at_once():
 
     with pytest.raises(ValueError, match="bug"):
         wait_until(probe, timeout=5, what="x", transient=(ConnectionError,))
+
+
+def test_none_and_false_mean_not_yet_but_zero_and_empty_are_results():
+    answers = iter([None, False, 0])
+    assert wait_until(lambda: next(answers), timeout=5, interval=0.001, what="x") == 0
+
+
+def test_a_probe_that_never_gets_ready_times_out_naming_what_was_awaited():
+    with pytest.raises(WaitTimeout, match=r"^timed out after 0\.05 s waiting for the bucket$"):
+        wait_until(lambda: False, timeout=0.05, interval=0.01, what="the bucket")
+
+
+def test_the_timeout_is_chained_to_the_last_transient_error_and_redacted():
+    from harness.redact import MASK
+
+    def probe():
+        raise ConnectionRefusedError("refused: host=h password=s3cr3t-value")
+
+    with pytest.raises(WaitTimeout) as info:
+        wait_until(probe, timeout=0.05, interval=0.01, what="x", transient=(ConnectionError,))
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+    assert "s3cr3t-value" not in str(info.value)
+    assert f"password={MASK}" in str(info.value)
