@@ -24,13 +24,13 @@ def test_database_lost_and_restored_from_object_store(
     pg_source, pg_restore_target, object_store, drill_workdir, drill_record, drill_fixtures, fmt
 ):
     app = pg_source.target("app")
-    create_database(app, "app")
+    create_database(app, app.dbname)
     run_sql_file(app, drill_fixtures / "smoke.sql")
     rows_before = count_rows(app, "public", "items")
 
     location = parse_location(f"s3://{object_store.bucket}/smoke", s3=object_store.target)
     backup = take_backup(app, location, fmt=fmt, jobs=2)
-    drop_database(app, "app")  # the disaster
+    drop_database(app, app.dbname)  # the disaster
 
     restored = restore_set(location, pg_restore_target.target("app"), workdir=drill_workdir)
     rows_after = count_rows(pg_restore_target.target("app"), "public", "items")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from psycopg import sql
 
 from harness.config import PgTarget
-from harness.errors import StorageError, UnsafeTargetError
+from harness.errors import StorageError, UnsafeTargetError, UnsupportedByProvider
 from harness.infra.providers.base import PgServer
 from harness.pg.sql import connect, require_destructive
 from harness.storage.s3 import S3ObjectStore
@@ -19,12 +19,13 @@ def destroy_server(server: PgServer) -> None:
     """Complete data loss: stop the server and delete its data directory.
 
     Raises:
-        UnsafeTargetError: the harness does not own the server's data directory.
+        UnsafeTargetError: the server may not take destructive steps.
+        UnsupportedByProvider: the server's data directory is not on this machine.
 
     """
     require_destructive(server.target(), "delete the data directory")
     if server.datadir is None:
-        raise UnsafeTargetError("this server's data directory is not on this machine")
+        raise UnsupportedByProvider("this server's data directory is not on this machine")
     server.stop()
     shutil.rmtree(server.datadir)
 
@@ -36,13 +37,14 @@ def corrupt_data_file(server: PgServer, table: str, *, offset: int = 4000) -> st
     started again. Returns the damaged file's path.
 
     Raises:
-        UnsafeTargetError: the harness does not own the server's data directory.
+        UnsafeTargetError: the server may not take destructive steps.
+        UnsupportedByProvider: the server's data directory is not on this machine.
 
     """
     target = server.target("app")
     require_destructive(target, f"corrupt the data file of {table}")
     if server.datadir is None:
-        raise UnsafeTargetError("this server's data directory is not on this machine")
+        raise UnsupportedByProvider("this server's data directory is not on this machine")
     schema, _, name = table.rpartition(".")
     with connect(target) as conn:
         row = conn.execute(

@@ -3,6 +3,10 @@
 The provider and the S3 endpoint live for the whole session; each drill gets servers of its
 own (copied from a template, ~0.2 s) and a bucket of its own. Servers of failed drills are
 kept on disk under ``--drill-keep=failed`` (the default), like pytest's tmp_path retention.
+
+On systems shared by the whole suite (an external server, the user's S3 endpoint) a drill's
+databases and buckets carry names unique to the drill and the run
+(:mod:`harness.infra.naming`), and are removed after the drill whatever its outcome.
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import pytest
 from harness.config import DrillConfig, KeepPolicy, PgTarget, S3Target
 from harness.drill.dataset import load_lesson_app
 from harness.drill.run import DrillRun
-from harness.errors import DrillError
+from harness.errors import DrillError, UnsupportedByProvider
+from harness.infra.janitor import remove_bucket
+from harness.infra.naming import bucket_name, drill_namespace, server_namespace
 from harness.infra.pg_server import ServerSettings
 from harness.infra.providers import Fact, PgServer, Provider, make_provider
-from harness.pytest_plugin.options import DRILL_CONFIG
-from harness.pytest_plugin.report import OUTCOMES, RECORD, SESSION_FACTS, DrillRecord
+from harness.pytest_plugin.options import DRILL_CONFIG, RUN_ID
+from harness.pytest_plugin.report import OUTCOMES, RECORD, SESSION_FACTS, SKIPPED, DrillRecord
 from harness.redact import get_logger
 from harness.storage.s3 import S3ObjectStore
 
@@ -29,6 +35,8 @@ log = get_logger(__name__)
 
 PgServerFactory = Callable[..., PgServer]
 ObjectStoreFactory = Callable[..., S3ObjectStore]
+# Numbers unique within this process; with the session's run id, names unique to the run.
+_drill_counter = itertools.count(1)
 _bucket_counter = itertools.count(1)
 # Set when a drill's servers were kept, so the session directory holding them survives too.
 _KEPT = pytest.StashKey[list[bool]]()
@@ -72,9 +80,13 @@ def drill_provider(
                 f"{targets.environment}: RTO "
                 f"{targets.rto_seconds / 3600:g} h, RPO {targets.rpo_seconds / 3600:g} h",
             ),
+            Fact("run id", pytestconfig.stash[RUN_ID]),
             *provider.facts(),
         ]
-        provider.close(keep=drill_config.keep is KeepPolicy.ALL or any(kept))
+        try:
+            provider.close(keep=drill_config.keep is KeepPolicy.ALL or any(kept))
+        except DrillError as exc:
+            pytest.fail(f"could not clean up after the drills: {exc}", pytrace=False)
 
 
 @pytest.fixture
@@ -95,15 +107,24 @@ def pg_server_factory(
     """Make servers for this drill: ``pg_server_factory(name, major=None, settings=None)``.
 
     Every server made here is released when the drill ends (kept on disk if it failed and
-    ``--drill-keep=failed``).
+    ``--drill-keep=failed``; on a shared external server the drill's databases are dropped
+    whatever the outcome).
     """
     made: list[PgServer] = []
+    namespace = drill_namespace(request.config.stash[RUN_ID], next(_drill_counter))
 
     def make(
         name: str = "pg", *, major: int | None = None, settings: ServerSettings | None = None
     ) -> PgServer:
         try:
-            server = drill_provider.pg_server(name=name, major=major, settings=settings)
+            server = drill_provider.pg_server(
+                name=name,
+                major=major,
+                settings=settings,
+                namespace=server_namespace(namespace, len(made) + 1),
+            )
+        except UnsupportedByProvider as exc:
+            pytest.skip(str(exc))
         except DrillError as exc:
             pytest.fail(str(exc), pytrace=False)
         made.append(server)
@@ -112,11 +133,19 @@ def pg_server_factory(
 
     yield make
     keep = _keep(drill_config, request.node)
+    problems: list[str] = []
     for server in made:
-        drill_provider.release(server, keep=keep)
+        # Every server is released even if one fails: nothing may be left behind.
+        try:
+            drill_provider.release(server, keep=keep)
+        except DrillError as exc:
+            problems.append(str(exc))
+            continue
         if keep and server.datadir is not None:
             request.config.stash.get(_KEPT, []).append(True)
             log.warning("kept %s of failed drill %s", server.datadir.parent, request.node.nodeid)
+    if problems:
+        pytest.fail("could not release this drill's servers: " + "; ".join(problems), pytrace=False)
 
 
 @pytest.fixture
@@ -141,19 +170,31 @@ def s3_target(drill_provider: Provider) -> S3Target:
 
 
 @pytest.fixture
-def object_store_factory(s3_target: S3Target, request: pytest.FixtureRequest) -> ObjectStoreFactory:
-    """Make buckets for this drill: ``object_store_factory(object_lock=False)``."""
-    stem = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40] or "drill"
+def object_store_factory(
+    s3_target: S3Target, drill_provider: Provider, request: pytest.FixtureRequest
+) -> Iterator[ObjectStoreFactory]:
+    """Make buckets for this drill: ``object_store_factory(object_lock=False)``.
+
+    Names are unique to the drill and the run. On the user's own S3 endpoint the buckets
+    are removed after the drill, whatever its outcome (one under COMPLIANCE retention stays
+    until its date, in nobody's way); a throwaway endpoint takes them with it.
+    """
+    made: list[S3ObjectStore] = []
 
     def make(*, object_lock: bool = False) -> S3ObjectStore:
-        store = S3ObjectStore(s3_target, f"{stem}-{next(_bucket_counter)}")
+        name = bucket_name(request.config.stash[RUN_ID], request.node.name, next(_bucket_counter))
+        store = S3ObjectStore(s3_target, name)
         try:
             store.create_bucket(object_lock=object_lock)
         except DrillError as exc:
             pytest.fail(str(exc), pytrace=False)
+        made.append(store)
         return store
 
-    return make
+    yield make
+    if not drill_provider.s3_throwaway:
+        for store in made:
+            remove_bucket(store)
 
 
 @pytest.fixture
@@ -185,6 +226,10 @@ def drill_run(
     drill_record.run = run
     drill_record.evidence = directory / f"{name}.json"
     yield run
+    if request.node.stash.get(SKIPPED, False):
+        # A drill that could not run here (its reason is in the report) proves nothing.
+        drill_record.evidence = None
+        return
     run.write(directory, name)
 
 
@@ -199,7 +244,13 @@ def lesson_app(drill_config: DrillConfig, drill_fixtures: Path) -> Callable[[PgS
     """Load the lesson-booking application (at ``--drill-scale``) into a server's ``app``."""
 
     def load(server: PgServer) -> PgTarget:
-        return load_lesson_app(server.target(), drill_fixtures, scale=drill_config.scale)
+        # The server names the database: on a shared server it is unique to the drill.
+        return load_lesson_app(
+            server.target(),
+            drill_fixtures,
+            dbname=server.target("app").dbname,
+            scale=drill_config.scale,
+        )
 
     return load
 

@@ -7,6 +7,8 @@ import pytest
 from harness.config import OPTIONS, DrillConfig, OptionSpec, load_profiles
 
 DRILL_CONFIG = pytest.StashKey[DrillConfig]()
+RUN_ID = pytest.StashKey[str]()
+"""Random characters drawn once per session: names made on shared systems carry them."""
 
 
 def add_options(parser: pytest.Parser) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Generator
 
 import pytest
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UnsupportedByProvider
+from harness.infra.naming import new_run_id
 from harness.pytest_plugin import report
 from harness.pytest_plugin.fixtures import (
     drill_config,
@@ -25,7 +27,7 @@ from harness.pytest_plugin.fixtures import (
     pg_source,
     s3_target,
 )
-from harness.pytest_plugin.options import DRILL_CONFIG, add_options, resolve_config
+from harness.pytest_plugin.options import DRILL_CONFIG, RUN_ID, add_options, resolve_config
 from harness.pytest_plugin.report import pytest_runtest_makereport
 
 __all__ = [
@@ -65,6 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[DRILL_CONFIG] = resolve_config(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
+    config.stash[RUN_ID] = new_run_id()
     # Every harness logger redacts secrets itself (harness.redact.get_logger); INFO makes
     # the one-line decisions (binaries, run-as mode, ports) visible in captured logs.
     logging.getLogger("harness").setLevel(logging.INFO)
@@ -89,10 +92,21 @@ def _interrupt_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    """Report a drill whose provider cannot give what it needs as skipped, not failed."""
+    try:
+        return (yield)
+    except UnsupportedByProvider as exc:
+        provider = item.config.stash[DRILL_CONFIG].provider
+        pytest.skip(f"not with the {provider} provider: {exc}")
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say which provider and profile this session uses."""
     cfg = config.stash[DRILL_CONFIG]
     return [
         f"drill: provider={cfg.provider} s3={cfg.s3_backend} "
-        f"environment={cfg.targets.environment} keep={cfg.keep.value} scale={cfg.scale}"
+        f"environment={cfg.targets.environment} keep={cfg.keep.value} scale={cfg.scale} "
+        f"run={config.stash[RUN_ID]}"
     ]

@@ -20,6 +20,9 @@ from harness.infra.providers.base import Fact
 from harness.redact import redact
 
 OUTCOMES = pytest.StashKey[dict[str, bool]]()
+"""Per phase (setup, call, teardown): True unless it failed (a skip is not a failure)."""
+SKIPPED = pytest.StashKey[bool]()
+"""Set when the drill's body was skipped (it did not run to its end)."""
 RECORD = pytest.StashKey["DrillRecord"]()
 SESSION_FACTS = pytest.StashKey[list[Fact]]()
 
@@ -64,7 +67,9 @@ class DrillRecord:
 
 
 def _seconds(value: float | None) -> str:
-    return "not measured" if value is None else f"{value:.2f} s"
+    if value is None:
+        return "not measured"
+    return "unbounded" if value == float("inf") else f"{value:.2f} s"
 
 
 def facts_table(facts: list[Fact], *, title: str) -> str:
@@ -81,11 +86,13 @@ def facts_table(facts: list[Fact], *, title: str) -> str:
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    """Remember each phase's outcome (for keep=failed) and attach the drill's facts."""
+    """Remember each phase's outcome (for keep=failed, evidence) and attach the drill's facts."""
     report = yield
-    item.stash.setdefault(OUTCOMES, {})[report.when] = report.passed
+    item.stash.setdefault(OUTCOMES, {})[report.when] = not report.failed
+    if report.skipped and report.when in ("setup", "call"):
+        item.stash[SKIPPED] = True
     record = item.stash.get(RECORD, None)
-    if report.when == "call" and record is not None:
+    if report.when == "call" and record is not None and not report.skipped:
         record.summarise_run()
     if report.when == "call" and record is not None and record.facts:
         report.user_properties.extend((f.label, f.value) for f in record.facts)

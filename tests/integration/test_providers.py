@@ -33,9 +33,9 @@ def test_embedded_provider_hands_out_servers_and_cleans_up(embedded, tmp_path):
     embedded.close()
     assert not target.running
     assert not (tmp_path / "infra").exists()
-    from harness.proc import pid_alive
+    import psutil
 
-    assert not pid_alive(pid)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_kept_server_directory_survives_release(embedded):
@@ -104,3 +104,78 @@ def test_docker_provider_runs_postgres_and_minio():
         assert store.get_bytes("k") == b"v"
     finally:
         provider.close()
+
+
+def _dsn(target):
+    return f"postgresql://{target.user}:{target.password}@{target.host}:{target.port}/postgres"
+
+
+@pytest.mark.parametrize("backend", ["moto", "seaweedfs"])
+def test_external_postgres_can_keep_backups_on_a_throwaway_s3_without_credentials(
+    embedded, tmp_path, backend
+):
+    from harness.storage.s3 import S3ObjectStore
+
+    dsn = _dsn(embedded.pg_server(name="ext-s3").target())
+    external = ExternalProvider(
+        config(provider="external", dsn=dsn, s3=backend), base_dir=tmp_path / "ext"
+    )
+    try:
+        assert external.s3_throwaway
+        store = S3ObjectStore(external.s3_target(), "drill-throwaway-s3")
+        store.create_bucket()
+        store.put_bytes("k", b"v")
+        assert store.get_bytes("k") == b"v"
+        assert any(f.label == "S3" for f in external.facts())
+    finally:
+        external.close()
+
+
+def test_external_provider_with_its_own_s3_still_needs_credentials(embedded):
+    dsn = _dsn(embedded.pg_server(name="ext-cred").target())
+    external = ExternalProvider(config(provider="external", dsn=dsn))
+    assert not external.s3_throwaway
+    with pytest.raises(ConfigError, match=r"needs credentials.*--drill-s3=moto"):
+        external.s3_target()
+
+
+def test_each_drill_works_in_databases_of_its_own_dropped_on_release(embedded):
+    t = embedded.pg_server(name="shared").target()
+    external = ExternalProvider(
+        config(provider="external", dsn=_dsn(t), allow_destructive="127.0.0.1")
+    )
+    first = external.pg_server(name="source", namespace="drill_1a2b3c_1_1_")
+    second = external.pg_server(name="source", namespace="drill_1a2b3c_2_1_")
+    apps = [first.target("app"), second.target("app")]
+    assert apps[0].dbname != apps[1].dbname
+    assert first.target().dbname == "postgres", "the maintenance database is not mapped"
+    for app in apps:
+        create_database(app, app.dbname)
+
+    external.release(first, keep=True)  # a failed drill: on a shared server, dropped anyway
+    assert not database_exists(t, apps[0].dbname)
+    assert database_exists(t, apps[1].dbname)
+    external.close()  # a drill that never got released: swept at session end
+    assert not database_exists(t, apps[1].dbname)
+
+
+def test_keep_all_keeps_a_drills_databases_on_the_external_server(embedded):
+    t = embedded.pg_server(name="keep").target()
+    external = ExternalProvider(config(provider="external", dsn=_dsn(t), keep="all"))
+    server = external.pg_server(name="source", namespace="drill_1a2b3c_3_1_")
+    app = server.target("app")
+    create_database(app, app.dbname)
+    external.release(server, keep=True)
+    external.close(keep=True)
+    assert database_exists(t, app.dbname)
+
+
+def test_an_external_server_cannot_be_given_server_settings(embedded):
+    from harness.errors import UnsupportedByProvider
+    from harness.infra.pg_server import ServerSettings
+
+    external = ExternalProvider(
+        config(provider="external", dsn=_dsn(embedded.pg_server(name="s").target()))
+    )
+    with pytest.raises(UnsupportedByProvider, match="embedded provider"):
+        external.pg_server(name="source", settings=ServerSettings(wal_level="logical"))

@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import psutil
 import pytest
 
 INNER_DRILL = """
@@ -52,13 +53,10 @@ def _run(pytester, monkeypatch, *args):
 
 def _processes_mentioning(path: str) -> list[int]:
     pids = []
-    for proc in Path("/proc").iterdir():
-        if proc.name.isdigit():
-            try:
-                if path.encode() in (proc / "cmdline").read_bytes():
-                    pids.append(int(proc.name))
-            except OSError:
-                continue
+    for proc in psutil.process_iter(["cmdline", "status"]):
+        cmdline = proc.info["cmdline"] or []
+        if proc.info["status"] != psutil.STATUS_ZOMBIE and any(path in arg for arg in cmdline):
+            pids.append(proc.pid)
     return pids
 
 
@@ -100,7 +98,7 @@ def test_header_names_provider_and_profile(pytester):
     pytester.makepyfile("def test_nothing():\n    assert True\n")
     result = pytester.runpytest_subprocess("--drill-environment=staging", "--drill-keep=all")
     result.stdout.fnmatch_lines(
-        ["drill: provider=embedded s3=seaweedfs environment=staging keep=all scale=1"]
+        ["drill: provider=embedded s3=seaweedfs environment=staging keep=all scale=1 run=??????"]
     )
 
 

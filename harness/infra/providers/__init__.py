@@ -32,5 +32,5 @@ def make_provider(config: DrillConfig, *, base_dir: Path) -> Provider:
     if config.provider == "docker":
         return DockerProvider(config)
     if config.provider == "external":
-        return ExternalProvider(config)
+        return ExternalProvider(config, base_dir=base_dir)
     return EmbeddedProvider(config, base_dir=base_dir)

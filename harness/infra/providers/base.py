@@ -77,13 +77,32 @@ class Provider(Protocol):
     name: str
 
     def pg_server(
-        self, *, name: str, major: int | None = None, settings: ServerSettings | None = None
+        self,
+        *,
+        name: str,
+        major: int | None = None,
+        settings: ServerSettings | None = None,
+        namespace: str | None = None,
     ) -> PgServer:
-        """Start (or hand out) a PostgreSQL server called ``name`` for one drill."""
+        """Start (or hand out) a PostgreSQL server called ``name`` for one drill.
+
+        Args:
+            name: the drill's name for the server.
+            major: the PostgreSQL major version the drill needs, if any.
+            settings: server settings, where the provider owns the server.
+            namespace: a prefix unique to this server of this drill; a provider whose
+                servers are shared between drills keeps the drill's databases under it.
+
+        """
         ...
 
     def release(self, server: PgServer, *, keep: bool) -> None:
         """Give a server back: stop it, and delete its files unless ``keep``."""
+        ...
+
+    @property
+    def s3_throwaway(self) -> bool:
+        """True when the S3 endpoint was started for this session (and goes with it)."""
         ...
 
     def s3_target(self) -> S3Target:

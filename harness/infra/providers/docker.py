@@ -79,9 +79,25 @@ class DockerProvider:
         self._s3: S3Target | None = None
 
     def pg_server(
-        self, *, name: str, major: int | None = None, settings: ServerSettings | None = None
+        self,
+        *,
+        name: str,
+        major: int | None = None,
+        settings: ServerSettings | None = None,
+        namespace: str | None = None,
     ) -> ContainerServer:
-        """Start a PostgreSQL container of the configured image."""
+        """Start a PostgreSQL container of the configured image.
+
+        Args:
+            name: the drill's name for the server.
+            major: the major version the image must run, if any.
+            settings: its WAL level is passed to the server.
+            namespace: ignored: every container is the drill's alone.
+
+        Raises:
+            ProviderUnavailable: the image runs another major version than ``major``.
+
+        """
         from testcontainers.postgres import PostgresContainer
 
         password = secrets.token_urlsafe(18)
@@ -119,6 +135,11 @@ class DockerProvider:
         if isinstance(server, ContainerServer) and not keep:
             server.container.stop()
             self._containers.remove(server.container)
+
+    @property
+    def s3_throwaway(self) -> bool:
+        """Always true: the MinIO container goes with the session."""
+        return True
 
     def s3_target(self) -> S3Target:
         """Start one MinIO container per session."""

@@ -16,13 +16,10 @@ import threading
 from pathlib import Path
 
 from harness.config import DrillConfig, S3Target
-from harness.errors import ProviderUnavailable
 from harness.infra.pg_server import ClusterTemplate, ServerSettings, ThrowawayServer
 from harness.infra.privilege import ServerIdentity, choose_identity
 from harness.infra.providers.base import Fact, PgServer
-from harness.infra.providers.external import external_s3_target
-from harness.infra.s3.moto import MotoServer
-from harness.infra.s3.seaweed import SeaweedServer, weed_version
+from harness.infra.providers.s3_backend import S3Backend
 from harness.pg.binaries import find_binaries
 from harness.redact import get_logger
 
@@ -48,8 +45,7 @@ class EmbeddedProvider:
         self._identity: ServerIdentity | None = None
         self._templates: dict[Path, ClusterTemplate] = {}
         self._servers: list[ThrowawayServer] = []
-        self._s3: SeaweedServer | MotoServer | None = None
-        self._s3_target: S3Target | None = None
+        self._s3 = S3Backend(config, workdir=lambda: self.base_dir, provider=self.name)
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         atexit.register(self._atexit)
@@ -89,9 +85,22 @@ class EmbeddedProvider:
             return self._templates[binaries.bindir]
 
     def pg_server(
-        self, *, name: str, major: int | None = None, settings: ServerSettings | None = None
+        self,
+        *,
+        name: str,
+        major: int | None = None,
+        settings: ServerSettings | None = None,
+        namespace: str | None = None,
     ) -> ThrowawayServer:
-        """Start a throwaway server copied from the template."""
+        """Start a throwaway server copied from the template.
+
+        Args:
+            name: the drill's name for the server (its directory is named after it).
+            major: the PostgreSQL major version; default: the configured one.
+            settings: WAL level, archiving and extra settings.
+            namespace: ignored: every server here is the drill's alone.
+
+        """
         template = self.template(major)
         server = ThrowawayServer(
             template,
@@ -119,28 +128,14 @@ class EmbeddedProvider:
 
     # -- S3 -------------------------------------------------------------------------------
 
+    @property
+    def s3_throwaway(self) -> bool:
+        """True unless the configured S3 backend is the user's endpoint."""
+        return self._s3.throwaway
+
     def s3_target(self) -> S3Target:
         """Start the configured S3 backend on first use and return its endpoint."""
-        if self._s3_target is not None:
-            return self._s3_target
-        backend = self.config.s3_backend
-        if backend == "seaweedfs":
-            self._s3 = SeaweedServer(
-                self.base_dir / "seaweedfs", start_timeout=self.config.start_timeout
-            )
-        elif backend == "moto":
-            self._s3 = MotoServer()
-        elif backend == "external":
-            self._s3_target = external_s3_target(self.config)
-            return self._s3_target
-        else:
-            raise ProviderUnavailable(
-                f"--drill-s3={backend} needs the docker provider; with the embedded provider "
-                "use seaweedfs (default), moto, or external"
-            )
-        self._s3.start()
-        self._s3_target = self._s3.target()
-        return self._s3_target
+        return self._s3.target()
 
     # -- reporting and teardown -----------------------------------------------------------
 
@@ -153,15 +148,7 @@ class EmbeddedProvider:
         ]
         if self._identity is not None:
             facts.append(Fact("server identity", self._identity.describe()))
-        if isinstance(self._s3, SeaweedServer):
-            facts.append(
-                Fact("S3", f"SeaweedFS {weed_version(self._s3.weed)} at {self._s3.endpoint_url}")
-            )
-        elif isinstance(self._s3, MotoServer):
-            facts.append(Fact("S3", f"moto server mode at {self._s3.endpoint_url}"))
-        elif self._s3_target is not None:
-            facts.append(Fact("S3", self._s3_target.display()))
-        return facts
+        return facts + self._s3.facts()
 
     def close(self, *, keep: bool = False) -> None:
         """Stop every server and the S3 backend; delete the session directory unless keep."""
@@ -172,12 +159,7 @@ class EmbeddedProvider:
                 server.stop()
             except Exception:  # best effort: one stuck server must not leak the others
                 log.exception("could not stop the server in %s", server.workdir)
-        if self._s3 is not None:
-            if keep:
-                self._s3.stop()
-            else:
-                self._s3.remove()
-            self._s3 = None
+        self._s3.close(keep=keep)
         if self._base is not None and not keep:
             shutil.rmtree(self._base, ignore_errors=True)
         atexit.unregister(self._atexit)
