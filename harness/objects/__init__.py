@@ -1,0 +1,1 @@
+"""Object-storage backups: a bucket copied to dated sets with a manifest, restored, verified."""

@@ -1,0 +1,510 @@
+"""The manifest of an object backup: which objects a dated set holds, read as untrusted input.
+
+Layout in the backup store (any :class:`~harness.storage.base.ObjectStore`)::
+
+    backups/<kind>/<set_id>/<key>             the bytes of each object copied by this set
+    backups/<kind>/<set_id>.manifest.json     the manifest, written last
+
+``kind`` names what was backed up (``images``, ``kv``, ``code``, ``database``...), and
+``set_id`` is the date of the backup, ``YYYYMMDD``, with ``-HHMMSS`` appended when one day
+holds several sets. The manifest sits *beside* the set's prefix, not inside it, so no object
+key of the source can ever collide with it. A prefix without a manifest is not a backup
+(an interrupted copy): readers ignore it.
+
+Each :class:`ObjectEntry` records one source object: key, size, SHA-256 of its bytes, ETag,
+content type and user metadata as the source reported them, and ``stored_in``, the set whose
+prefix holds its bytes. An incremental backup does not copy an object whose SHA-256 equals
+the previous set's entry: it points ``stored_in`` at the set that holds those bytes (always
+this set or an earlier one of the same kind). Retention therefore never deletes bytes that a
+kept manifest still points at.
+
+Reading a manifest proves everything before anything is trusted, as for database sets
+(:mod:`harness.sets.manifest`): bounded UTF-8 JSON without duplicate names or NaN, a strict
+schema (exact types, no unknown fields, bounded strings, every key a safe key per
+:func:`harness.storage.base.key_problem`), distinct keys, a digest over the canonical body
+and, with ``DRILL_SIGNING_KEY`` set, an HMAC-SHA256 signature
+(:mod:`harness.sets.signing`, with its own domain prefix so that a database manifest's
+signature is never valid here). Failures are :class:`~harness.errors.ManifestError` (or
+:class:`~harness.errors.SignatureError`) with one line saying what is wrong.
+
+Public API (stable): :class:`ObjectEntry`, :class:`ObjectManifest`,
+:class:`LoadedObjectManifest`, :func:`load_object_manifest`, :func:`read_object_manifest`,
+:func:`write_object_manifest`, :func:`list_set_ids`, :func:`set_prefix`,
+:func:`manifest_key`, :func:`stored_key`, :func:`set_date`, :func:`new_set_id`,
+:func:`require_kind`, :func:`require_set_id`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from functools import cache
+from typing import Annotated, Any, ClassVar, Literal
+
+from annotated_types import MaxLen
+from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+from harness.errors import ConfigError, ManifestError, SignatureError
+from harness.sets import signing
+from harness.storage.base import ObjectStore, key_problem, shown
+
+FORMAT_VERSION = 1
+ROOT = "backups"
+MANIFEST_SUFFIX = ".manifest.json"
+# A million entries of a few hundred bytes; anything bigger is refused before parsing.
+MAX_MANIFEST_BYTES = 512 << 20
+# Domain separation: a signature over a database set's manifest never verifies here.
+_SIGNING_CONTEXT = b"object-backup manifest\n"
+
+KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+SET_ID_PATTERN = re.compile(r"(\d{8})(?:-(\d{6}))?")
+
+LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
+_STRICT = ConfigDict(strict=True, extra="forbid")
+
+
+def _printable(value: str) -> str:
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise ValueError("contains a control character")
+    return value
+
+
+def _object_key(value: str) -> str:
+    problem = key_problem(value)
+    if problem:
+        raise ValueError(f"object key {shown(value)} {problem}")
+    return value
+
+
+def _set_id(value: str) -> str:
+    if set_id_problem(value):
+        raise ValueError(f"{shown(value, limit=40)} is not a set id (YYYYMMDD or YYYYMMDD-HHMMSS)")
+    return value
+
+
+def _kind(value: str) -> str:
+    if not KIND_PATTERN.fullmatch(value):
+        raise ValueError(f"{shown(value, limit=40)} is not a kind (lowercase a-z, 0-9, _ and -)")
+    return value
+
+
+def _timestamp(value: str) -> str:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError("is not an ISO 8601 time") from exc
+    return value
+
+
+ObjectKey = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_object_key)]
+SetId = Annotated[str, Field(max_length=15), AfterValidator(_set_id)]
+Kind = Annotated[str, Field(max_length=63), AfterValidator(_kind)]
+Size = Annotated[int, Field(ge=0, le=2**63 - 1)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_timestamp)]
+Text = Annotated[str, Field(max_length=1024), AfterValidator(_printable)]
+MetaName = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable)]
+MetaValue = Annotated[str, Field(max_length=2048), AfterValidator(_printable)]
+Metadata = Annotated[dict[MetaName, MetaValue], MaxLen(128)]
+ExtraName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+Extra = Annotated[dict[ExtraName, Any], MaxLen(64)]
+
+
+@dataclass(frozen=True)
+class ObjectEntry:
+    """One source object, as backed up.
+
+    Attributes:
+        key: the object's key in the source (and, below the set prefix, in the backup).
+        size: its size in bytes.
+        sha256: hex SHA-256 of its bytes, computed while copying (never trusted from the
+            source).
+        etag: the source's ETag without quotes (informational: multipart ETags are not MD5).
+        content_type: the source's Content-Type, restored as is.
+        metadata: the source's user metadata (``x-amz-meta-*`` names, without the prefix).
+        stored_in: the set id whose prefix holds the bytes: this set, or an earlier set of the
+            same kind for an object unchanged since (incremental backups).
+
+    """
+
+    __pydantic_config__: ClassVar[ConfigDict] = _STRICT
+
+    key: ObjectKey
+    size: Size
+    sha256: Sha256
+    stored_in: SetId
+    etag: Text | None = None
+    content_type: Text | None = None
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObjectManifest:
+    """What one dated object backup holds.
+
+    Attributes:
+        kind: what was backed up (``images``, ``kv``, ``code``...): the second key segment.
+        set_id: ``YYYYMMDD`` or ``YYYYMMDD-HHMMSS``: the third key segment.
+        created_at: ISO 8601 time (UTC) at which the copy started.
+        source: where the objects came from, printable, without secrets.
+        entries: every object, sorted by key.
+        lock_mode: the Object Lock mode of everything this set wrote, if any.
+        lock_until: ISO 8601 time until which it is locked, if any.
+        extra: producer-specific facts (a KV export's key count, a git mirror's refs...).
+
+    """
+
+    __pydantic_config__: ClassVar[ConfigDict] = _STRICT
+
+    kind: Kind
+    set_id: SetId
+    created_at: Timestamp
+    source: Text
+    entries: Annotated[tuple[ObjectEntry, ...], MaxLen(10_000_000)]
+    lock_mode: LockMode | None = None
+    lock_until: Timestamp | None = None
+    format_version: Annotated[int, Field(ge=1, le=FORMAT_VERSION)] = FORMAT_VERSION
+    extra: Extra = field(default_factory=dict)
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the canonical body: the set's identity, signed or not."""
+        return hashlib.sha256(_canonical(asdict(self))).hexdigest()
+
+    @property
+    def total_size(self) -> int:
+        """Sum of every entry's size."""
+        return sum(e.size for e in self.entries)
+
+    def by_key(self) -> dict[str, ObjectEntry]:
+        """The entries by source key."""
+        return {e.key: e for e in self.entries}
+
+    def stored_key(self, entry: ObjectEntry) -> str:
+        """The backup-store key that holds ``entry``'s bytes."""
+        return stored_key(self.kind, entry.stored_in, entry.key)
+
+    def to_json(self, *, signing_key: bytes | None = None) -> str:
+        """Serialise with a digest of the body (and an HMAC signature, given a key).
+
+        Args:
+            signing_key: sign the canonical body with HMAC-SHA256 under this key.
+
+        """
+        body = asdict(self)
+        canonical = _canonical(body)
+        envelope = {**body, "digest": hashlib.sha256(canonical).hexdigest()}
+        if signing_key is not None:
+            envelope["signature"] = signing.sign(_SIGNING_CONTEXT + canonical, signing_key)
+        return json.dumps(envelope, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+@dataclass(frozen=True)
+class LoadedObjectManifest:
+    """A manifest read from its bytes, and what is known of its signature."""
+
+    manifest: ObjectManifest
+    signature: signing.Verdict
+
+
+# -- keys and set ids ------------------------------------------------------------------------
+
+
+def set_id_problem(value: str) -> str | None:
+    """Why ``value`` is not a set id (``YYYYMMDD`` or ``YYYYMMDD-HHMMSS``); None when it is."""
+    match = SET_ID_PATTERN.fullmatch(value)
+    if not match:
+        return "is not YYYYMMDD or YYYYMMDD-HHMMSS"
+    try:
+        datetime.strptime(match.group(1) + (match.group(2) or "000000"), "%Y%m%d%H%M%S")
+    except ValueError:
+        return "is not a real date and time"
+    return None
+
+
+def require_set_id(value: str) -> str:
+    """Return ``value`` when it is a set id.
+
+    Raises:
+        ConfigError: naming the value and the expected form.
+
+    """
+    problem = set_id_problem(value)
+    if problem:
+        raise ConfigError(
+            f"backup date {shown(value, limit=40)} {problem}; use e.g. 20250131 or 20250131-040000"
+        )
+    return value
+
+
+def require_kind(value: str) -> str:
+    """Return ``value`` when it is a kind (lowercase letters, digits, ``_`` and ``-``).
+
+    Raises:
+        ConfigError: naming the value.
+
+    """
+    if not KIND_PATTERN.fullmatch(value):
+        raise ConfigError(
+            f"backup kind {shown(value, limit=40)} is not valid; use lowercase letters, "
+            "digits, _ and - (e.g. images)"
+        )
+    return value
+
+
+def set_date(set_id: str) -> date:
+    """The calendar date of a set id.
+
+    Raises:
+        ConfigError: ``set_id`` is not a set id.
+
+    """
+    return datetime.strptime(require_set_id(set_id)[:8], "%Y%m%d").date()
+
+
+def set_prefix(kind: str, set_id: str) -> str:
+    """``backups/<kind>/<set_id>/``: the prefix under which a set's objects live."""
+    return f"{ROOT}/{require_kind(kind)}/{require_set_id(set_id)}/"
+
+
+def manifest_key(kind: str, set_id: str) -> str:
+    """``backups/<kind>/<set_id>.manifest.json``: where a set's manifest lives."""
+    return f"{ROOT}/{require_kind(kind)}/{require_set_id(set_id)}{MANIFEST_SUFFIX}"
+
+
+def stored_key(kind: str, set_id: str, key: str) -> str:
+    """The backup-store key of source object ``key`` copied by set ``set_id``."""
+    return set_prefix(kind, set_id) + key
+
+
+def new_set_id(now: datetime, existing: set[str] | frozenset[str]) -> str:
+    """The id of a set taken at ``now``: ``YYYYMMDD``, or with ``-HHMMSS`` if that day is taken.
+
+    Args:
+        now: the time of the backup (converted to UTC).
+        existing: set ids already present for the kind.
+
+    Raises:
+        ConfigError: a set with the same second already exists.
+
+    """
+    utc = now.astimezone(UTC)
+    day = utc.strftime("%Y%m%d")
+    if day not in existing:
+        return day
+    exact = utc.strftime("%Y%m%d-%H%M%S")
+    if exact in existing:
+        raise ConfigError(f"a backup set {exact} already exists; wait a second and retry")
+    return exact
+
+
+def list_set_ids(store: ObjectStore, kind: str) -> list[str]:
+    """The ids of every complete set of ``kind`` in ``store`` (those with a manifest), sorted."""
+    base = f"{ROOT}/{require_kind(kind)}/"
+    found = []
+    for info in store.list(base):
+        rest = info.key[len(base) :]
+        if "/" in rest or not rest.endswith(MANIFEST_SUFFIX):
+            continue
+        candidate = rest[: -len(MANIFEST_SUFFIX)]
+        if set_id_problem(candidate) is None:
+            found.append(candidate)
+    return sorted(found)
+
+
+# -- reading and writing ---------------------------------------------------------------------
+
+
+def write_object_manifest(
+    store: ObjectStore,
+    manifest: ObjectManifest,
+    *,
+    signing_key: bytes | None = None,
+    lock_until: datetime | None = None,
+) -> str:
+    """Publish ``manifest`` (call this last: its presence makes the set complete).
+
+    Args:
+        store: the backup store.
+        manifest: what the set holds.
+        signing_key: sign it (see :mod:`harness.sets.signing`).
+        lock_until: keep the manifest under Object Lock until then.
+
+    Returns:
+        The manifest's key.
+
+    Raises:
+        StorageError: the store refused the write.
+
+    """
+    key = manifest_key(manifest.kind, manifest.set_id)
+    data = manifest.to_json(signing_key=signing_key).encode()
+    store.put_bytes(key, data, lock_until=lock_until)
+    return key
+
+
+def read_object_manifest(
+    store: ObjectStore, kind: str, set_id: str, *, signing_key: bytes | None = None
+) -> LoadedObjectManifest:
+    """Read and check the manifest of set ``set_id`` of ``kind``.
+
+    Args:
+        store: the backup store.
+        kind: what was backed up.
+        set_id: which set.
+        signing_key: require a signature made with this key.
+
+    Raises:
+        ObjectNotFound: there is no such set (or it never completed).
+        ManifestError: see :func:`load_object_manifest`; also when the manifest names
+            another kind or set than its key.
+        SignatureError: see :func:`load_object_manifest`.
+
+    """
+    key = manifest_key(kind, set_id)
+    loaded = load_object_manifest(store.get_bytes(key), signing_key=signing_key)
+    m = loaded.manifest
+    if (m.kind, m.set_id) != (kind, set_id):
+        # A manifest copied from another set would otherwise restore the wrong objects.
+        raise ManifestError(
+            f"{key} describes set {m.kind}/{m.set_id}, not {kind}/{set_id}: it was moved or "
+            "replaced"
+        )
+    return loaded
+
+
+def load_object_manifest(data: bytes, *, signing_key: bytes | None) -> LoadedObjectManifest:
+    """Parse and check an object manifest from untrusted bytes.
+
+    Args:
+        data: the file's content.
+        signing_key: require a signature made with this key; None accepts unsigned
+            manifests and reports signed ones as not verified.
+
+    Raises:
+        ManifestError: not a well-formed manifest of a known version, a duplicate key, an
+            entry stored in a later set, or a digest that does not match the content.
+        SignatureError: a key is given and the manifest is unsigned or signed with another.
+
+    """
+    body = _json_object(data)
+    digest = body.pop("digest", None)
+    signature = body.pop("signature", None)
+    version = body.get("format_version")
+    if type(version) is int and version > FORMAT_VERSION:
+        raise ManifestError(
+            f"object manifest has format version {version}: it was made by a newer harness "
+            f"(this one reads version {FORMAT_VERSION}); upgrade recovery-drill-harness"
+        )
+    manifest = _validated(body)
+    _check_entries(manifest)
+    canonical = _canonical(body)
+    if not isinstance(digest, str) or digest != hashlib.sha256(canonical).hexdigest():
+        raise ManifestError(
+            "object manifest was modified after it was written (its digest is missing or "
+            "does not match its content)"
+        )
+    if signature is not None and not (
+        isinstance(signature, str) and re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", signature)
+    ):
+        raise ManifestError(f"object manifest has a malformed signature ({signing.SCHEME}:<hex>)")
+    if signing_key is None:
+        return LoadedObjectManifest(manifest, "unsigned" if signature is None else "unverified")
+    if signature is None:
+        raise SignatureError(
+            f"object manifest is not signed but {signing.ENV_VAR} is set: only signed sets "
+            "are accepted"
+        )
+    if not signing.matches(_SIGNING_CONTEXT + canonical, signature, signing_key):
+        raise SignatureError(
+            "object manifest signature does not match: the set was altered or signed with "
+            "another key"
+        )
+    return LoadedObjectManifest(manifest, "verified")
+
+
+def _check_entries(manifest: ObjectManifest) -> None:
+    seen: set[str] = set()
+    for entry in manifest.entries:
+        if entry.key in seen:
+            raise ManifestError(f"object manifest lists the key {shown(entry.key)} twice")
+        seen.add(entry.key)
+        if entry.stored_in > manifest.set_id:
+            # Bytes "stored" in a later set did not exist when this one was taken.
+            raise ManifestError(
+                f"object manifest entry {shown(entry.key)} is stored in set {entry.stored_in}, "
+                f"later than the set itself ({manifest.set_id})"
+            )
+
+
+def _json_object(data: bytes) -> dict[str, Any]:
+    if len(data) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            f"object manifest is {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} allowed"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"object manifest is not UTF-8 text (offset {exc.start})") from exc
+    try:
+        body = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
+    except ManifestError:
+        raise
+    except RecursionError as exc:
+        raise ManifestError("object manifest nests too deeply to be a manifest") from exc
+    except json.JSONDecodeError as exc:
+        empty = " (it is empty: a truncated upload?)" if not text.strip() else ""
+        raise ManifestError(f"object manifest is not valid JSON{empty} ({exc})") from exc
+    except ValueError as exc:
+        raise ManifestError("object manifest holds a number too long to be read") from exc
+    if not isinstance(body, dict):
+        raise ManifestError("object manifest is not a JSON object")
+    return body
+
+
+def _no_constant(name: str) -> Any:
+    raise ManifestError(f"object manifest holds {name}, which is not a JSON number")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in body:
+            raise ManifestError(f"object manifest names the field {shown(key, limit=60)} twice")
+        body[key] = value
+    return body
+
+
+@cache
+def _adapter() -> TypeAdapter[ObjectManifest]:
+    return TypeAdapter(ObjectManifest)
+
+
+def _validated(body: dict[str, Any]) -> ObjectManifest:
+    try:
+        return _adapter().validate_json(json.dumps(body))
+    except ValidationError as exc:
+        raise ManifestError(_one_line(exc)) from exc
+
+
+def _one_line(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    first = errors[0]
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first["loc"])
+    kind = first["type"]
+    if kind in ("missing", "missing_argument"):
+        what = " is missing"
+    elif kind == "unexpected_keyword_argument":
+        what = " is not a field of this manifest format"
+    else:
+        what = ": " + str(first["msg"]).removeprefix("Value error, ")
+    more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
+    return f"object manifest: {where.lstrip('.') or 'the document'}{what}{more}"
+
+
+def _canonical(body: dict[str, Any]) -> bytes:
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
