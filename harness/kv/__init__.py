@@ -1,0 +1,1 @@
+"""Key-value stores: one adapter interface, a Redis adapter, and a lossless JSON Lines export."""
