@@ -1,0 +1,1 @@
+"""Configuration and secrets inventory: the names of secrets, never their values."""

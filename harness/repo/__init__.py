@@ -1,0 +1,1 @@
+"""Code repository backups: git mirrors archived with their SHA-256 and refs."""
