@@ -163,8 +163,8 @@ def test_the_schema_names_its_version_and_describes_every_field():
 
 
 def test_evidence_files_from_earlier_drill_runs_validate(validator):
-    # Files a `pytest drills` run left in reports/evidence, when there are any.
-    directory = SCHEMA_PATH.parents[1] / "reports" / "evidence"
+    # Files the latest `pytest drills` run left in reports/latest/evidence, when there are any.
+    directory = SCHEMA_PATH.parents[1] / "reports" / "latest" / "evidence"
     files = [
         p
         for p in sorted(directory.glob("*.json"))
