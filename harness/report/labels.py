@@ -1,0 +1,248 @@
+"""Report labels in English and Japanese (``--drill-lang en|ja``).
+
+Only the report's own words are translated; what the harness measured or found (check
+details, table names, versions) is shown as recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+LANGUAGES = ("en", "ja")
+
+_EN: Mapping[str, str] = {
+    "title": "Recovery drill report",
+    "summary": "Summary",
+    "drills_heading": "Drills at a glance",
+    "phases": "Phases",
+    "verdict_all_passed": "All {n} drills passed their targets and checks.",
+    "verdict_failed": "{failed} of {n} drills FAILED.",
+    "verdict_none": "No drill ran in this session.",
+    "verdict_skipped": "{n} skipped.",
+    "failed_sentence": "{drill} failed: {reason}.",
+    "missed": "{metric} missed its target: measured {measured}, target {target}",
+    "not_reached": "{metric} not measured: the drill never reached verified service",
+    "more_failures": "and {n} more failed checks",
+    "no_evidence_reason": "{message}",
+    "see_details": "details",
+    "run": "This run",
+    "environment_profile": "Environment profile",
+    "date": "Date",
+    "duration": "Duration",
+    "operator": "Run by",
+    "host": "Host",
+    "run_id": "Run id",
+    "versions": "Versions",
+    "infrastructure": "Infrastructure",
+    "targets": "Targets",
+    "drill": "Drill",
+    "scenario": "Scenario",
+    "method": "Method",
+    "result": "Result",
+    "integrity": "Integrity",
+    "passed": "PASSED",
+    "failed": "FAILED",
+    "error": "ERROR",
+    "skipped": "SKIPPED",
+    "measured": "Measured",
+    "target": "Target",
+    "headroom": "Share of target",
+    "chart_title": "Measured RTO and RPO against their targets (log scale)",
+    "chart_target": "target",
+    "trend_title": "Trend across runs",
+    "trend_none": "No earlier runs in the history yet: the trend starts with this run.",
+    "trend_source": "History: {where} ({n} runs).",
+    "runs": "Runs",
+    "latest": "This run",
+    "previous": "Previous run",
+    "change": "Change",
+    "slower": "slower",
+    "faster": "faster",
+    "unchanged": "unchanged",
+    "details": "Drill details",
+    "parameters": "Parameters",
+    "targets_vs_measured": "Targets and measurements",
+    "timeline": "Phase timeline",
+    "rto_window": "RTO",
+    "phase": "Phase",
+    "started": "Started",
+    "seconds": "Duration",
+    "what": "What happened",
+    "checks": "Checks",
+    "checks_passed": "{ok} of {n} checks passed",
+    "check": "Check",
+    "detail": "Detail",
+    "ok": "ok",
+    "fail": "FAIL",
+    "warn": "warning",
+    "tables": "Tables: row counts and content hashes",
+    "table": "Table",
+    "rows_reference": "Rows (reference)",
+    "rows_recovered": "Rows (recovered)",
+    "hash_reference": "Content hash (reference)",
+    "hash_recovered": "Content hash (recovered)",
+    "same_hash": "same",
+    "tables_identical": "{ok} of {n} tables identical",
+    "not_recorded": "not recorded",
+    "no_tables": "No table comparison was recorded for this drill.",
+    "differences": "Catalog and RLS differences",
+    "no_differences": "None: data, catalog and RLS behaviour came back identical.",
+    "backup": "Backup set",
+    "location": "Location",
+    "manifest_digest": "Manifest SHA-256",
+    "source_server": "Source server",
+    "tools": "Tools",
+    "artifacts": "Artifacts",
+    "path": "Path",
+    "kind": "Kind",
+    "size": "Size",
+    "sha256": "SHA-256",
+    "no_backup": "No backup set was recorded for this drill.",
+    "facts": "Facts and versions",
+    "evidence_file": "Evidence file",
+    "no_evidence": "No evidence record: the drill stopped before it recorded one, or it "
+    "records facts only (below).",
+    "failure": "What failed",
+    "unbounded": "unbounded",
+    "not_measured": "not measured",
+    "unit_s": "s",
+    "unit_min": "min",
+    "unit_h": "h",
+    "unit_d": "d",
+    "generated": "Generated {when} by recovery-drill-harness {version}.",
+    "top": "back to the summary",
+    "test_log": "Test log (pytest)",
+}
+
+_JA: Mapping[str, str] = {
+    "title": "復旧訓練レポート",
+    "summary": "概要",
+    "drills_heading": "訓練の一覧",
+    "phases": "フェーズ一覧",
+    "verdict_all_passed": "全 {n} 件の訓練が目標とチェックに合格しました。",
+    "verdict_failed": "{n} 件中 {failed} 件の訓練が不合格です。",
+    "verdict_none": "このセッションでは訓練が実行されませんでした。",
+    "verdict_skipped": "{n} 件はスキップ。",
+    "failed_sentence": "{drill} は不合格: {reason}。",
+    "missed": "{metric} が目標未達(実測 {measured}、目標 {target})",
+    "not_reached": "{metric} は未測定(検証済みの復旧に到達しませんでした)",
+    "more_failures": "ほか {n} 件のチェックが不合格",
+    "no_evidence_reason": "{message}",
+    "see_details": "詳細",
+    "run": "この実行",
+    "environment_profile": "環境プロファイル",
+    "date": "実施日時",
+    "duration": "所要時間",
+    "operator": "実施者",
+    "host": "ホスト",
+    "run_id": "実行 ID",
+    "versions": "バージョン",
+    "infrastructure": "インフラストラクチャ",
+    "targets": "目標",
+    "drill": "訓練",
+    "scenario": "シナリオ",
+    "method": "方式",
+    "result": "結果",
+    "integrity": "整合性",
+    "passed": "合格",
+    "failed": "不合格",
+    "error": "エラー",
+    "skipped": "スキップ",
+    "measured": "実測",
+    "target": "目標",
+    "headroom": "目標に対する割合",
+    "chart_title": "RTO・RPO の実測値と目標値(対数目盛)",
+    "chart_target": "目標",
+    "trend_title": "過去の実行との推移",
+    "trend_none": "履歴に過去の実行がありません。推移はこの実行から記録されます。",
+    "trend_source": "履歴: {where}({n} 回分)。",
+    "runs": "実行回数",
+    "latest": "今回",
+    "previous": "前回",
+    "change": "変化",
+    "slower": "遅化",
+    "faster": "短縮",
+    "unchanged": "変化なし",
+    "details": "訓練の詳細",
+    "parameters": "パラメータ",
+    "targets_vs_measured": "目標と実測",
+    "timeline": "フェーズのタイムライン",
+    "rto_window": "RTO",
+    "phase": "フェーズ",
+    "started": "開始",
+    "seconds": "所要時間",
+    "what": "内容",
+    "checks": "チェック",
+    "checks_passed": "{n} 件中 {ok} 件のチェックに合格",
+    "check": "チェック",
+    "detail": "詳細",
+    "ok": "合格",
+    "fail": "不合格",
+    "warn": "警告",
+    "tables": "テーブル: 行数とコンテンツハッシュ",
+    "table": "テーブル",
+    "rows_reference": "行数(基準)",
+    "rows_recovered": "行数(復旧後)",
+    "hash_reference": "ハッシュ(基準)",
+    "hash_recovered": "ハッシュ(復旧後)",
+    "same_hash": "一致",
+    "tables_identical": "{n} 件中 {ok} 件のテーブルが一致",
+    "not_recorded": "記録なし",
+    "no_tables": "この訓練ではテーブル比較が記録されていません。",
+    "differences": "カタログと RLS の差分",
+    "no_differences": "なし: データ・カタログ・RLS の挙動はすべて一致しました。",
+    "backup": "バックアップセット",
+    "location": "保存先",
+    "manifest_digest": "マニフェスト SHA-256",
+    "source_server": "バックアップ元サーバー",
+    "tools": "ツール",
+    "artifacts": "アーティファクト",
+    "path": "パス",
+    "kind": "種類",
+    "size": "サイズ",
+    "sha256": "SHA-256",
+    "no_backup": "この訓練ではバックアップセットが記録されていません。",
+    "facts": "記録事項とバージョン",
+    "evidence_file": "証跡ファイル",
+    "no_evidence": "証跡レコードはありません: 記録前に停止したか、"
+    "記録事項のみを残す訓練です(下記)。",
+    "failure": "不合格の内容",
+    "unbounded": "上限なし",
+    "not_measured": "未測定",
+    "unit_s": "秒",
+    "unit_min": "分",
+    "unit_h": "時間",
+    "unit_d": "日",
+    "generated": "{when} に recovery-drill-harness {version} で生成。",
+    "top": "概要に戻る",
+    "test_log": "テストログ (pytest)",
+}
+
+_TABLES: Mapping[str, Mapping[str, str]] = {"en": _EN, "ja": _JA}
+
+
+class Labels:
+    """The report's words in one language: ``labels("checks_passed", ok=3, n=4)``."""
+
+    def __init__(self, lang: str = "en") -> None:
+        """Pick the language.
+
+        Raises:
+            ValueError: ``lang`` is not one of :data:`LANGUAGES`.
+
+        """
+        if lang not in _TABLES:
+            raise ValueError(f"no report labels for {lang!r}; choose one of {', '.join(LANGUAGES)}")
+        self.lang = lang
+        self._table = _TABLES[lang]
+
+    def __call__(self, key: str, **values: object) -> str:
+        """The label ``key``, with ``{name}`` placeholders filled from ``values``."""
+        text = self._table.get(key) or _EN[key]
+        return text.format(**values) if values else text
+
+
+def missing_translations() -> dict[str, list[str]]:
+    """Keys some language lacks, by language (empty when every table is complete)."""
+    keys = set().union(*(set(t) for t in _TABLES.values()))
+    return {lang: sorted(keys - set(t)) for lang, t in _TABLES.items() if keys - set(t)}
