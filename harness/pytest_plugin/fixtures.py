@@ -215,8 +215,16 @@ def drill_run(
             parameters.update({str(k): str(v) for k, v in value.items()})
         else:
             parameters[key] = str(value)
-    scenario = request.node.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
-    run = DrillRun(scenario=scenario, parameters=parameters, targets=drill_config.targets)
+    # The scenario is the drill function's name (test_complete_data_loss_pitr ->
+    # complete_data_loss_pitr): one module may hold several scenarios.
+    scenario = getattr(request.node, "originalname", request.node.name).removeprefix("test_")
+    run = DrillRun(
+        scenario=scenario,
+        parameters=parameters,
+        targets=drill_config.targets,
+        test=request.node.nodeid,
+        method=method_label(request.node),
+    )
     directory = drill_config.evidence_dir
     if not directory.is_absolute():
         directory = request.config.rootpath / directory
@@ -231,6 +239,43 @@ def drill_run(
         drill_record.evidence = None
         return
     run.write(directory, name)
+
+
+def method_label(item: pytest.Item) -> str:
+    """The id of the drill's ``method`` parameter (``logical-custom``), else its whole id.
+
+    Read from the ``parametrize`` marks, so ``pytest.param(..., id=...)`` and ``ids=`` both
+    name it; the parameter set is found by the identity of the value the drill received
+    (pytest numbers parameter sets across stacked marks). An unparametrized drill has none.
+    """
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return ""
+    value = callspec.params.get("method", _NOTHING)
+    for mark in item.iter_markers("parametrize"):
+        names = mark.args[0]
+        argnames = [n.strip() for n in names.split(",")] if isinstance(names, str) else names
+        if value is _NOTHING or "method" not in argnames:
+            continue
+        ids = mark.kwargs.get("ids")
+        for index, candidate in enumerate(mark.args[1]):
+            # pytest.param(...) is a ParameterSet, a named tuple (values, marks, id).
+            is_set = isinstance(candidate, tuple) and hasattr(candidate, "marks")
+            if is_set:
+                values = candidate.values
+            else:
+                values = (candidate,) if len(argnames) == 1 else candidate
+            if values[list(argnames).index("method")] is not value:
+                continue
+            ident = candidate.id if is_set else None
+            if ident is None and isinstance(ids, list | tuple) and index < len(ids):
+                ident = ids[index]
+            if ident:
+                return str(ident)
+    return str(callspec.id)
+
+
+_NOTHING = object()
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from collections.abc import Generator
+from typing import Any
 
 import pytest
 
@@ -27,8 +28,29 @@ from harness.pytest_plugin.fixtures import (
     pg_source,
     s3_target,
 )
-from harness.pytest_plugin.options import DRILL_CONFIG, RUN_ID, add_options, resolve_config
-from harness.pytest_plugin.report import pytest_runtest_makereport
+from harness.pytest_plugin.logs import (
+    redact_log_handlers,
+    redact_metadata,
+    register_environment_secrets,
+)
+from harness.pytest_plugin.options import (
+    DRILL_CONFIG,
+    REPORT_SETTINGS,
+    RUN_ID,
+    add_options,
+    add_report_options,
+    resolve_config,
+    resolve_report_settings,
+)
+from harness.pytest_plugin.report import LABELS, pytest_runtest_makereport
+from harness.pytest_plugin.session import configure as configure_outputs
+from harness.pytest_plugin.session import write_worker_facts
+from harness.report import Labels
+
+pytest_plugins = [
+    "harness.pytest_plugin.stores",  # Redis, key-value stores, buckets
+    "harness.pytest_plugin.cloudflare",  # D1, Workers KV and R2 through wrangler
+]
 
 __all__ = [
     "drill_config",
@@ -57,23 +79,52 @@ MARKERS = (
 def pytest_addoption(parser: pytest.Parser) -> None:
     """Register the ``--drill-*`` options."""
     add_options(parser)
+    add_report_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
-    """Resolve the configuration once, register markers and the HTML hooks."""
+    """Resolve the configuration once, register markers, outputs and the HTML hooks.
+
+    ``tryfirst``: the run directory must be chosen before pytest-html, junitxml and the
+    logging plugin read their paths in their own ``pytest_configure``.
+    """
     for marker in MARKERS:
         config.addinivalue_line("markers", marker)
+    register_environment_secrets()
     try:
         config.stash[DRILL_CONFIG] = resolve_config(config)
+        settings = resolve_report_settings(config)
+        config.stash[REPORT_SETTINGS] = settings
+        config.stash[RUN_ID] = new_run_id()
+        config.stash[LABELS] = Labels(settings.lang)
+        configure_outputs(config, settings)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from exc
-    config.stash[RUN_ID] = new_run_id()
     # Every harness logger redacts secrets itself (harness.redact.get_logger); INFO makes
-    # the one-line decisions (binaries, run-as mode, ports) visible in captured logs.
+    # the one-line decisions (binaries, run-as mode, ports) and phase progress visible.
     logging.getLogger("harness").setLevel(logging.INFO)
     if config.pluginmanager.hasplugin("html"):
-        config.pluginmanager.register(report.HtmlHooks(config), "drill-html-hooks")
+        hooks = report.HtmlHooks(config, config.stash[LABELS])
+        config.pluginmanager.register(hooks, "drill-html-hooks")
     _interrupt_on_sigterm()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_metadata(metadata: dict[str, Any], config: pytest.Config) -> None:
+    """pytest-metadata: mask secrets in the environment table the HTML report embeds."""
+    redact_metadata(metadata)
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Mask secrets in whatever pytest's log handlers write (file, terminal, report)."""
+    redact_log_handlers(session.config)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """On an xdist worker, leave this process's infrastructure facts for the controller."""
+    if hasattr(session.config, "workerinput"):
+        write_worker_facts(session.config)
 
 
 def _interrupt_on_sigterm() -> None:

@@ -1,8 +1,11 @@
-"""What each drill adds to the HTML report, and the report's summary of the infrastructure.
+"""What each drill adds to the reports, and the HTML report's hooks.
 
 Drills record facts through the ``drill_record`` fixture into ``item.stash``; a
-``pytest_runtest_makereport`` wrapper merges them into the report's extras (the pytest-html
-pattern). The HTML-only hooks are registered only when pytest-html is installed and active.
+``pytest_runtest_makereport`` wrapper merges them into the report (the pytest-html pattern):
+user properties (JUnit and the HTML columns Scenario, Method, RTO, RPO, Integrity) and, for
+pytest-html, one line saying what failed with a link to the drill's section. The same
+wrapper masks secrets in every report (tracebacks, captured output) before anything prints
+or writes it. The HTML-only hooks are registered only when pytest-html is installed.
 """
 
 from __future__ import annotations
@@ -11,13 +14,16 @@ import html
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 
 from harness.drill.run import DrillRun
 from harness.infra.providers.base import Fact
+from harness.pytest_plugin.options import RUN_DIR
 from harness.redact import redact
+from harness.report import DrillEntry, DrillEvidence, Labels, failure_sentence
+from harness.report.model import duration
 
 OUTCOMES = pytest.StashKey[dict[str, bool]]()
 """Per phase (setup, call, teardown): True unless it failed (a skip is not a failure)."""
@@ -25,6 +31,9 @@ SKIPPED = pytest.StashKey[bool]()
 """Set when the drill's body was skipped (it did not run to its end)."""
 RECORD = pytest.StashKey["DrillRecord"]()
 SESSION_FACTS = pytest.StashKey[list[Fact]]()
+LABELS = pytest.StashKey[Labels]()
+COLUMNS = ("scenario", "method", "RTO", "RPO", "integrity")
+"""User properties shown as columns of the HTML results table."""
 
 
 @dataclass
@@ -82,6 +91,49 @@ def facts_table(facts: list[Fact], *, title: str) -> str:
     return f"<div class='drill-facts'><h4>{html.escape(title)}</h4><table>{rows}</table></div>"
 
 
+def redact_report(report: pytest.TestReport) -> None:
+    """Mask secrets in a report's traceback, captured output and properties, in place.
+
+    Every output (terminal, JUnit, HTML, xdist's controller) reads the report, so masking it
+    here covers all of them, whatever raised or printed the secret.
+    """
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, line, reason)
+        report.longrepr = (longrepr[0], longrepr[1], redact(str(longrepr[2])))
+    elif longrepr is not None:
+        text = report.longreprtext
+        masked = redact(text)
+        if masked != text:
+            report.longrepr = masked
+    report.sections = [(title, redact(content)) for title, content in report.sections]
+    report.user_properties = [
+        (redact(str(key)), redact(str(value))) for key, value in report.user_properties
+    ]
+
+
+def _columns(evidence: DrillEvidence, labels: Labels) -> list[Fact]:
+    ok, total = evidence.integrity()
+    rpo = evidence.rpo
+    return [
+        Fact("scenario", evidence.scenario),
+        Fact("method", evidence.method),
+        Fact("RTO", duration(evidence.rto.measured, labels)),
+        Fact("RPO", duration(rpo.measured, labels, unbounded=rpo.unbounded)),
+        Fact("integrity", f"{ok}/{total}"),
+    ]
+
+
+def _row_html(entry: DrillEntry, labels: Labels) -> str:
+    sentence = failure_sentence(entry, labels)
+    link = f'<a href="#{html.escape(entry.anchor)}">{html.escape(labels("see_details"))}</a>'
+    if sentence:
+        return (
+            f'<p class="drill-row-failure" style="color:#a40e26;font-weight:600">'
+            f"{html.escape(sentence)} {link}</p>"
+        )
+    return f"<p>{link}</p>"
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
@@ -94,49 +146,103 @@ def pytest_runtest_makereport(
     record = item.stash.get(RECORD, None)
     if report.when == "call" and record is not None and not report.skipped:
         record.summarise_run()
+        _describe(item, report, record)
     if report.when == "call" and record is not None and record.facts:
-        report.user_properties.extend((f.label, f.value) for f in record.facts)
-        if item.config.pluginmanager.hasplugin("html"):
-            from pytest_html import extras
+        _properties(item, report, record.facts)
+    redact_report(report)
+    return report
 
+
+def _properties(item: pytest.Item, report: pytest.TestReport, facts: list[Fact]) -> None:
+    """Add facts to this report and to the item's properties.
+
+    JUnit XML writes the properties of a test's last (teardown) report, which pytest copies
+    from the item; the HTML columns read this call report.
+    """
+    pairs = [(f.label, f.value) for f in facts]
+    report.user_properties.extend(pairs)
+    item.user_properties.extend(pairs)
+
+
+def _describe(item: pytest.Item, report: pytest.TestReport, record: DrillRecord) -> None:
+    """Add the columns and, for pytest-html, the one-line verdict with its link."""
+    labels = item.config.stash.get(LABELS, Labels())
+    evidence = None
+    if record.run is not None:
+        evidence = DrillEvidence.from_record(record.run.evidence())
+        _properties(item, report, _columns(evidence, labels))
+    if item.config.pluginmanager.hasplugin("html"):
+        from pytest_html import extras
+
+        if RUN_DIR not in item.config.stash:  # no drill sections to link to
             report.extras = [  # type: ignore[attr-defined]
                 *getattr(report, "extras", []),
                 extras.html(facts_table(record.facts, title="Drill facts")),
             ]
-    return report
+            return
+        entry = DrillEntry(
+            test=report.nodeid,
+            outcome="failed" if report.failed else "passed",
+            message=_first_line(report),
+            evidence=evidence,
+        )
+        report.extras = [  # type: ignore[attr-defined]
+            *getattr(report, "extras", []),
+            extras.html(_row_html(entry, labels)),
+            extras.html(facts_table(record.facts, title="Drill facts")),
+        ]
+
+
+def _first_line(report: pytest.TestReport) -> str:
+    crash = getattr(report.longrepr, "reprcrash", None)
+    return redact(str(getattr(crash, "message", "") or "").split("\n", 1)[0])
+
+
+class SummarySource(Protocol):
+    """Where the HTML summary comes from (the controller's report session)."""
+
+    html: str
 
 
 class HtmlHooks:
-    """pytest-html hooks: a column for the PostgreSQL version, a summary of infrastructure."""
+    """pytest-html hooks: the title, the drills' summary, and the extra result columns."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, labels: Labels) -> None:
         """Bind to the session's config."""
         self.config = config
+        self.labels = labels
+
+    def _summary(self) -> SummarySource | None:
+        plugin = self.config.pluginmanager.get_plugin("drill-report")
+        return plugin if plugin is not None and hasattr(plugin, "html") else None
 
     def pytest_html_report_title(self, report: Any) -> None:
         """Name the report for what it is."""
-        report.title = "Recovery drill report"
+        report.title = self.labels("title")
 
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str]
     ) -> None:
-        """Add the infrastructure every drill ran on."""
+        """Put the drills' summary and sections first; else the infrastructure alone."""
+        source = self._summary()
+        if source is not None and source.html:
+            prefix.insert(0, source.html)
+            return
         facts = self.config.stash.get(SESSION_FACTS, [])
         if facts:
             prefix.append(facts_table(facts, title="Infrastructure"))
 
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        """Add PostgreSQL, RTO and RPO columns."""
-        cells[2:2] = ["<th>PostgreSQL</th>", "<th>RTO</th>", "<th>RPO</th>"]
+        """Add Scenario, Method, RTO, RPO and Integrity columns after the test id."""
+        names = [self.labels(c) if c in ("scenario", "method", "integrity") else c for c in COLUMNS]
+        cells[2:2] = [
+            f'<th class="sortable" data-column-type="{c.lower()}">{html.escape(n)}</th>'
+            for c, n in zip(COLUMNS, names, strict=True)
+        ]
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        """Fill the new columns from the drill's recorded facts."""
-        props = [(str(k), str(v)) for k, v in report.user_properties]
-        versions = sorted({v for k, v in props if k == "PostgreSQL"})
-        rto = next((v for k, v in props if k == "RTO"), "")
-        rpo = next((v for k, v in props if k == "RPO"), "")
+        """Fill the new columns from the drill's recorded properties."""
+        props = {str(k): str(v) for k, v in report.user_properties if str(k) in COLUMNS}
         cells[2:2] = [
-            f"<td>{html.escape(', '.join(versions))}</td>",
-            f"<td>{html.escape(rto)}</td>",
-            f"<td>{html.escape(rpo)}</td>",
+            f'<td class="col-{c.lower()}">{html.escape(props.get(c, ""))}</td>' for c in COLUMNS
         ]

@@ -28,7 +28,7 @@ SUITE = [
     "drills/test_ransomware_attack.py::test_ransomware_attack[logical-custom]",
     "drills/test_smoke.py",
     "drills/test_complete_data_loss.py::test_complete_data_loss[logical-custom]",
-    "drills/test_pitr.py::test_complete_data_loss_pitr[streaming]",
+    "drills/test_pitr.py::test_complete_data_loss_pitr[physical-streaming]",
 ]
 
 
