@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from harness.errors import ConfigError
 from harness.redact import redact, register_secret
 
-PROVIDERS = ("embedded", "docker", "external")
+PROVIDERS = ("embedded", "docker", "external", "compose")
 S3_BACKENDS = ("seaweedfs", "moto", "minio", "external")
 RUN_AS = ("auto", "userns", "system-user")
 
@@ -75,6 +75,9 @@ OPTIONS: tuple[OptionSpec, ...] = (
     OptionSpec("s3_region", "S3 region", "us-east-1"),
     OptionSpec("allow_destructive", "comma-separated external hosts destructive steps may touch"),
     OptionSpec("docker_pg_image", "docker provider: PostgreSQL image", "postgres:17"),
+    OptionSpec("compose_file", "compose provider: your docker-compose.yml (comma-separated list)"),
+    OptionSpec("compose_pg_service", "compose provider: the PostgreSQL service", "db"),
+    OptionSpec("compose_s3_service", "compose provider: a MinIO service for backups"),
     OptionSpec("start_timeout", "seconds to wait for a server to start", "60"),
     OptionSpec("evidence_dir", "where drills write their JSON evidence", "reports/evidence"),
     OptionSpec("rto", "override the profile's recovery time objective, e.g. 30m, 4h"),
@@ -273,6 +276,9 @@ class DrillConfig:
     s3_secret_access_key: str | None = field(default=None, repr=False)
     allow_destructive: tuple[str, ...] = ()
     docker_pg_image: str = "postgres:17"
+    compose_file: str | None = None
+    compose_pg_service: str = "db"
+    compose_s3_service: str | None = None
     start_timeout: float = 60.0
     evidence_dir: Path = Path("reports/evidence")
 
@@ -326,7 +332,12 @@ class DrillConfig:
                 parse_duration(raw["rto"]) if raw["rto"] else targets.rto_seconds,
                 parse_duration(raw["rpo"]) if raw["rpo"] else targets.rpo_seconds,
             )
-        s3_default = {"embedded": "seaweedfs", "docker": "minio", "external": "external"}
+        s3_default = {
+            "embedded": "seaweedfs",
+            "docker": "minio",
+            "external": "external",
+            "compose": "seaweedfs",
+        }
         dsn = raw["dsn"]
         return cls(
             provider=provider,
@@ -346,6 +357,9 @@ class DrillConfig:
             ),
             allow_destructive=host_list(raw["allow_destructive"]),
             docker_pg_image=raw["docker_pg_image"] or "postgres:17",
+            compose_file=raw["compose_file"],
+            compose_pg_service=raw["compose_pg_service"] or "db",
+            compose_s3_service=raw["compose_s3_service"],
             evidence_dir=Path(raw["evidence_dir"] or "reports/evidence"),
             start_timeout=float(
                 _as_int(raw["start_timeout"], OPTIONS_BY_NAME["start_timeout"]) or 60

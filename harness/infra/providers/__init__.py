@@ -1,4 +1,4 @@
-"""Infrastructure providers: embedded (default), docker, external."""
+"""Infrastructure providers: embedded (default), docker, external, compose."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ from pathlib import Path
 
 from harness.config import DrillConfig
 from harness.infra.providers.base import Fact, PgServer, Provider
+from harness.infra.providers.compose import ComposeProvider
 from harness.infra.providers.docker import DockerProvider
 from harness.infra.providers.embedded import EmbeddedProvider
 from harness.infra.providers.external import ExternalProvider
 
 __all__ = [
+    "ComposeProvider",
     "DockerProvider",
     "EmbeddedProvider",
     "ExternalProvider",
@@ -33,4 +35,6 @@ def make_provider(config: DrillConfig, *, base_dir: Path) -> Provider:
         return DockerProvider(config)
     if config.provider == "external":
         return ExternalProvider(config, base_dir=base_dir)
+    if config.provider == "compose":
+        return ComposeProvider(config, base_dir=base_dir)
     return EmbeddedProvider(config, base_dir=base_dir)
