@@ -35,12 +35,13 @@ def test_drills_environment_installs_only_the_drill_stack():
     assert "extras = drills" in section
 
 
-def test_drills_environment_runs_pytest_on_drills_with_a_self_contained_report():
+def test_drills_environment_runs_plain_pytest_drills_which_writes_its_own_report():
     tox = (ROOT / "tox.ini").read_text()
     section = tox.split("[testenv:drills]")[1].split("\n[")[0]
     assert "pytest drills" in section
-    assert "--html=reports/drills.html" in section
-    assert "--self-contained-html" in section
+    # The plugin writes the report, JUnit XML and evidence by itself (docs/reports.md).
+    assert "--html" not in section
+    assert "--junitxml" not in section
 
 
 def test_only_the_plugin_imports_pytest():
