@@ -12,10 +12,12 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
+from typing import IO
 
 from harness.errors import ToolFailed, ToolNotFound, ToolTimeout
 from harness.redact import get_logger, redact
@@ -61,6 +63,7 @@ def run(
     check: bool = True,
     user: str | None = None,
     stdin_data: bytes | None = None,
+    stdout_path: Path | None = None,
 ) -> CompletedRun:
     """Run a command to completion and capture its output.
 
@@ -72,6 +75,8 @@ def run(
         check: raise :class:`ToolFailed` on a non-zero exit.
         user: run as this system user (and its primary group); needs root.
         stdin_data: bytes written to the command's standard input.
+        stdout_path: write standard output to this file, byte for byte, instead of
+            capturing it (binary output: captured output is decoded as text).
 
     Raises:
         ToolNotFound: the executable does not exist.
@@ -84,17 +89,19 @@ def run(
     log.debug("run: %s", " ".join(shown))
     started = time.monotonic()
     try:
-        proc = subprocess.run(  # noqa: S603 - argv list, no shell
-            args,
-            input=stdin_data,
-            capture_output=True,
-            timeout=timeout,
-            env=child_env(env),
-            cwd=cwd,
-            user=user,
-            group=_primary_group(user),
-            check=False,
-        )
+        with _stdout_sink(stdout_path) as sink:
+            proc = subprocess.run(  # noqa: S603 - argv list, no shell
+                args,
+                input=stdin_data,
+                stdout=sink,
+                stderr=subprocess.PIPE,
+                timeout=timeout,
+                env=child_env(env),
+                cwd=cwd,
+                user=user,
+                group=_primary_group(user),
+                check=False,
+            )
     except FileNotFoundError as exc:
         raise ToolNotFound(
             f"{shown[0]} was not found; install it or point the harness at it (see `drill doctor`)"
@@ -109,13 +116,22 @@ def run(
     result = CompletedRun(
         argv=tuple(shown),
         returncode=proc.returncode,
-        stdout=proc.stdout.decode("utf-8", "replace"),
+        stdout=(proc.stdout or b"").decode("utf-8", "replace"),
         stderr=proc.stderr.decode("utf-8", "replace"),
         seconds=time.monotonic() - started,
     )
     if check and result.returncode != 0:
         raise ToolFailed(shown, result.returncode, tail(result.stderr or result.stdout))
     return result
+
+
+@contextmanager
+def _stdout_sink(path: Path | None) -> Iterator[int | IO[bytes]]:
+    if path is None:
+        yield subprocess.PIPE
+        return
+    with path.open("wb") as out:
+        yield out
 
 
 def spawn(
