@@ -17,9 +17,6 @@ from pathlib import Path
 from typing import Self
 from urllib.parse import urlsplit
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
 from harness.errors import ConfigError
 from harness.redact import redact, register_secret
 
@@ -178,6 +175,11 @@ class PgTarget:
             ConfigError: the DSN cannot be parsed or names no host.
 
         """
+        # psycopg (libpq and its adapters, ~20 MiB) loads only where PostgreSQL is involved:
+        # object, key-value and repository backups import this module without needing it.
+        import psycopg
+        from psycopg.conninfo import conninfo_to_dict
+
         try:
             params = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
@@ -210,6 +212,8 @@ class PgTarget:
 
     def conninfo(self) -> str:
         """A libpq conninfo string, password included: pass it to psycopg, never log it."""
+        from psycopg.conninfo import make_conninfo  # lazily: see from_dsn
+
         return make_conninfo(
             host=self.host,
             port=self.port,

@@ -43,14 +43,28 @@ import unicodedata
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from functools import cache
-from typing import Annotated, Any, ClassVar, Literal
-
-from annotated_types import MaxLen
-from pydantic import AfterValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from harness.errors import ConfigError, ManifestError, SignatureError
 from harness.sets import signing
 from harness.storage.base import ObjectStore, key_problem, shown
+
+if TYPE_CHECKING:
+    from pydantic import ConfigDict, TypeAdapter, ValidationError
+
+    # What the type checker sees of the schema's field types; pydantic checks the
+    # constrained forms of :func:`_schema_types`.
+    ObjectKey = str
+    SetId = str
+    Kind = str
+    Size = int
+    Sha256 = str
+    Timestamp = str
+    Text = str
+    Metadata = dict[str, str]
+    Extra = dict[str, Any]
+    Entries = tuple["ObjectEntry", ...]
+    FormatVersion = int
 
 FORMAT_VERSION = 1
 ROOT = "backups"
@@ -64,7 +78,7 @@ KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 SET_ID_PATTERN = re.compile(r"(\d{8})(?:-(\d{6}))?")
 
 LockMode = Literal["GOVERNANCE", "COMPLIANCE"]
-_STRICT = ConfigDict(strict=True, extra="forbid")
+_STRICT: ConfigDict = {"strict": True, "extra": "forbid"}
 
 
 def _printable(value: str) -> str:
@@ -100,18 +114,33 @@ def _timestamp(value: str) -> str:
     return value
 
 
-ObjectKey = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_object_key)]
-SetId = Annotated[str, Field(max_length=15), AfterValidator(_set_id)]
-Kind = Annotated[str, Field(max_length=63), AfterValidator(_kind)]
-Size = Annotated[int, Field(ge=0, le=2**63 - 1)]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_timestamp)]
-Text = Annotated[str, Field(max_length=1024), AfterValidator(_printable)]
-MetaName = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable)]
-MetaValue = Annotated[str, Field(max_length=2048), AfterValidator(_printable)]
-Metadata = Annotated[dict[MetaName, MetaValue], MaxLen(128)]
-ExtraName = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
-Extra = Annotated[dict[ExtraName, Any], MaxLen(64)]
+def _schema_types() -> dict[str, Any]:
+    """The constrained field types the dataclasses below name, for pydantic.
+
+    Built on the first manifest read, not at import: pydantic costs about 7 MiB and a
+    process that only writes manifests (a first backup, a CLI listing) never needs it.
+    """
+    from annotated_types import MaxLen
+    from pydantic import AfterValidator, Field
+
+    meta_name = Annotated[str, Field(min_length=1, max_length=256), AfterValidator(_printable)]
+    meta_value = Annotated[str, Field(max_length=2048), AfterValidator(_printable)]
+    extra_name = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
+    return {
+        "ObjectKey": Annotated[
+            str, Field(min_length=1, max_length=1024), AfterValidator(_object_key)
+        ],
+        "SetId": Annotated[str, Field(max_length=15), AfterValidator(_set_id)],
+        "Kind": Annotated[str, Field(max_length=63), AfterValidator(_kind)],
+        "Size": Annotated[int, Field(ge=0, le=2**63 - 1)],
+        "Sha256": Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")],
+        "Timestamp": Annotated[str, Field(max_length=64), AfterValidator(_timestamp)],
+        "Text": Annotated[str, Field(max_length=1024), AfterValidator(_printable)],
+        "Metadata": Annotated[dict[meta_name, meta_value], MaxLen(128)],
+        "Extra": Annotated[dict[extra_name, Any], MaxLen(64)],
+        "Entries": Annotated[tuple[ObjectEntry, ...], MaxLen(10_000_000)],
+        "FormatVersion": Annotated[int, Field(ge=1, le=FORMAT_VERSION)],
+    }
 
 
 @dataclass(frozen=True)
@@ -164,10 +193,10 @@ class ObjectManifest:
     set_id: SetId
     created_at: Timestamp
     source: Text
-    entries: Annotated[tuple[ObjectEntry, ...], MaxLen(10_000_000)]
+    entries: Entries
     lock_mode: LockMode | None = None
     lock_until: Timestamp | None = None
-    format_version: Annotated[int, Field(ge=1, le=FORMAT_VERSION)] = FORMAT_VERSION
+    format_version: FormatVersion = FORMAT_VERSION
     extra: Extra = field(default_factory=dict)
 
     @property
@@ -481,12 +510,20 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 @cache
 def _adapter() -> TypeAdapter[ObjectManifest]:
+    from pydantic import TypeAdapter
+
+    # The dataclasses' annotations are names resolved in this module when pydantic first
+    # reads them, here: the constrained types must be there by then.
+    globals().update(_schema_types())
     return TypeAdapter(ObjectManifest)
 
 
 def _validated(body: dict[str, Any]) -> ObjectManifest:
+    adapter = _adapter()
+    from pydantic import ValidationError  # loaded by _adapter already
+
     try:
-        return _adapter().validate_json(json.dumps(body))
+        return adapter.validate_json(json.dumps(body))
     except ValidationError as exc:
         raise ManifestError(_one_line(exc)) from exc
 
