@@ -22,7 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from harness.errors import BackupError, ConfigError, ManifestError, SignatureError
 from harness.objects.bucket import Bucket, Listed
-from harness.objects.copy import Copier, CopyOptions, Lock, hash_stream, parallel
+from harness.objects.copy import Copier, CopyOptions, Lock
+from harness.objects.hashing import hash_stream
 from harness.objects.manifest import (
     ROOT,
     ObjectEntry,
@@ -35,6 +36,7 @@ from harness.objects.manifest import (
     require_set_id,
     stored_key,
 )
+from harness.objects.parallel import parallel
 from harness.redact import get_logger
 from harness.storage.base import key_problem, shown
 from harness.storage.s3 import translate
@@ -195,6 +197,8 @@ def backup_bucket(
             f"manifest and is not a backup: {exc}",
             phase="copy",
         ) from exc
+    finally:
+        copier.close()
     lock = options.lock
     manifest = ObjectManifest(
         kind=kind,

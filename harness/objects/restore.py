@@ -18,7 +18,8 @@ from datetime import UTC, date, datetime
 
 from harness.errors import ObjectNotFound, RestoreError
 from harness.objects.bucket import Bucket
-from harness.objects.copy import Copier, CopyOptions, hash_stream, parallel
+from harness.objects.copy import Copier, CopyOptions
+from harness.objects.hashing import hash_stream
 from harness.objects.manifest import (
     ROOT,
     ObjectEntry,
@@ -28,6 +29,7 @@ from harness.objects.manifest import (
     require_set_id,
     set_id_problem,
 )
+from harness.objects.parallel import parallel
 from harness.storage.base import shown
 from harness.verify.checks import CheckResult
 
@@ -288,6 +290,8 @@ def restore_objects(
             f"objects: {exc}",
             phase="copy",
         ) from exc
+    finally:
+        copier.close()
     pruned = 0
     if prune:
         names = {e.key for e in manifest.entries}
