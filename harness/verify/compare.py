@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Self
 
@@ -14,16 +15,19 @@ from harness.errors import ManifestError
 from harness.verify.catalog import CatalogFingerprint, read_catalog_fingerprint
 from harness.verify.checks import CheckResult
 from harness.verify.data import (
+    ROW_HASH,
+    ROW_HASHES,
     DataFingerprint,
     LargeObjectDigest,
     TableDigest,
     read_data_fingerprint,
 )
-from harness.verify.session import fix_settings, in_snapshot
+from harness.verify.session import export_snapshot, fix_settings, in_shared_snapshot, in_snapshot
 
 # 2: privileges by meaning, foreign servers, large objects, materialized view states.
-FORMAT = 2
-_READABLE = frozenset({1, FORMAT})  # format 1 documents: data compared, catalog not
+# 3: the data digests say which row hash made them (older documents: version 1).
+FORMAT = 3
+_READABLE = frozenset({1, 2, FORMAT})  # format 1 documents: data compared, catalog not
 _SHOWN = 8  # differences named per check; the diff has them all
 
 
@@ -57,6 +61,13 @@ class Fingerprint:
                     "version of the harness that took the backup"
                 )
             large_objects = body["data"].get("large_objects")
+            version = int(body["data"].get("row_hash", 1))
+            if version not in ROW_HASHES:
+                raise ManifestError(
+                    f"the fingerprint's row hash version {version} is unknown (this version "
+                    f"computes {', '.join(map(str, sorted(ROW_HASHES)))}): verify with the "
+                    "version of the harness that took the backup"
+                )
             return cls(
                 server_version=str(body["server_version"]),
                 data=DataFingerprint(
@@ -66,6 +77,7 @@ class Fingerprint:
                     large_objects=None
                     if large_objects is None
                     else LargeObjectDigest(**large_objects),
+                    row_hash=version,
                 ),
                 catalog=CatalogFingerprint(
                     sections={
@@ -79,18 +91,59 @@ class Fingerprint:
             raise ManifestError(f"not a fingerprint document: {exc}") from exc
 
 
-def take_fingerprint(target: PgTarget) -> Fingerprint:
-    """Fingerprint ``target``'s database (data and catalog) in one snapshot."""
-    return in_snapshot(target, read_fingerprint)
+def take_fingerprint(target: PgTarget, *, like: Fingerprint | None = None) -> Fingerprint:
+    """Fingerprint ``target``'s database (data and catalog) in one snapshot.
+
+    Args:
+        target: the database.
+        like: the reference this fingerprint will be compared with: its data digests are
+            computed the same way (a reference taken by an older version of the harness
+            used an older row hash).
+
+    """
+    version = like.data.row_hash if like is not None else ROW_HASH
+    return in_snapshot(target, lambda conn: _read_both_at_once(conn, target, version))
 
 
-def read_fingerprint(conn: Connection[Any]) -> Fingerprint:
-    """Fingerprint on an open connection, inside the caller's transaction and snapshot."""
+def _read_both_at_once(conn: Connection[Any], target: PgTarget, version: int) -> Fingerprint:
+    """The catalog on ``conn`` while a second connection reads the data, in one snapshot.
+
+    The data is one long pass per table in the server; the catalog is dozens of short
+    queries: side by side, the catalog costs almost nothing. Where the snapshot cannot be
+    shared (a server in recovery cannot export it), both are read here in turn.
+    """
+    fix_settings(conn)
+    snapshot = export_snapshot(conn)
+    if snapshot is None:
+        return read_fingerprint(conn, version=version)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint-data") as pool:
+        data = pool.submit(_data_in, target, snapshot, version)
+        row = conn.execute("SHOW server_version").fetchone()
+        catalog = read_catalog_fingerprint(conn)
+        return Fingerprint(
+            server_version=str(row[0]).split()[0] if row else "unknown",
+            data=data.result(),
+            catalog=catalog,
+        )
+
+
+def _data_in(target: PgTarget, snapshot: str, version: int) -> DataFingerprint:
+    return in_shared_snapshot(target, snapshot, lambda c: read_data_fingerprint(c, version=version))
+
+
+def read_fingerprint(conn: Connection[Any], *, version: int = ROW_HASH) -> Fingerprint:
+    """Fingerprint on an open connection, inside the caller's transaction and snapshot.
+
+    Args:
+        conn: an open connection.
+        version: the row hash version of the data digests.
+
+    """
     fix_settings(conn)
     row = conn.execute("SHOW server_version").fetchone()
     return Fingerprint(
         server_version=str(row[0]).split()[0] if row else "unknown",
-        data=read_data_fingerprint(conn),
+        data=read_data_fingerprint(conn, version=version),
         catalog=read_catalog_fingerprint(conn),
     )
 
@@ -138,7 +191,7 @@ def compare(
     for check in checks:
         if not check.ok:
             diff_lines.append(f"{check.name}: {check.detail}")
-    if catalog and expected.format != actual.format:
+    if catalog and _catalog_format(expected) != _catalog_format(actual):
         # The sections changed meaning between formats (privileges, above all): comparing
         # them would report every ACL as changed. Say so instead of failing or passing.
         older = min(expected.format, actual.format)
@@ -164,6 +217,11 @@ def compare(
     return Comparison(checks=tuple(checks), diff="\n".join(diff_lines))
 
 
+def _catalog_format(fingerprint: Fingerprint) -> int:
+    # The catalog sections changed meaning from format 1 to 2, not since.
+    return min(fingerprint.format, 2)
+
+
 def _without(fingerprint: Fingerprint, ignore: tuple[str, ...]) -> Fingerprint:
     def keep(name: str) -> bool:
         return not any(part in name for part in ignore)
@@ -173,6 +231,7 @@ def _without(fingerprint: Fingerprint, ignore: tuple[str, ...]) -> Fingerprint:
         data=DataFingerprint(
             tables=tuple(t for t in fingerprint.data.tables if keep(t.qualified)),
             large_objects=fingerprint.data.large_objects,
+            row_hash=fingerprint.data.row_hash,
         ),
         catalog=CatalogFingerprint(
             sections={
@@ -194,10 +253,11 @@ def compare_data(
     checks = []
     wanted = {t.qualified: t for t in expected.tables}
     have = {t.qualified: t for t in actual.tables}
+    versions = (expected.row_hash, actual.row_hash)
     for name in sorted(set(wanted) | set(have)):
         if tables is not None and name not in tables:
             continue
-        ok, detail = _table_verdict(wanted.get(name), have.get(name))
+        ok, detail = _table_verdict(wanted.get(name), have.get(name), versions)
         checks.append(CheckResult(f"data {name}", ok=ok, critical=True, detail=detail))
     if expected.large_objects is not None and tables is None:
         ok, detail = _large_objects_verdict(expected.large_objects, actual.large_objects)
@@ -205,7 +265,17 @@ def compare_data(
     return checks
 
 
-def _table_verdict(before: TableDigest | None, after: TableDigest | None) -> tuple[bool, str]:
+def _versions_differ(expected: int, actual: int) -> str:
+    return (
+        f"content not compared: the reference's digests use row hash version {expected}, "
+        f"these version {actual}; take this fingerprint with take_fingerprint(..., "
+        "like=reference)"
+    )
+
+
+def _table_verdict(
+    before: TableDigest | None, after: TableDigest | None, versions: tuple[int, int] = (1, 1)
+) -> tuple[bool, str]:
     if before is None:
         return False, "table exists now but not in the reference"
     if after is None:
@@ -220,6 +290,8 @@ def _table_verdict(before: TableDigest | None, after: TableDigest | None) -> tup
         return False, after.digest  # its pages could not be read
     if before.rows != after.rows:
         return False, f"{after.rows} rows, reference had {before.rows}"
+    if versions[0] != versions[1]:
+        return False, f"same {after.rows} rows, but {_versions_differ(*versions)}"
     if before.digest != after.digest:
         return False, f"same {after.rows} rows but different content"
     return True, f"{after.rows} rows, content identical"

@@ -2,13 +2,24 @@
 
 Computed inside PostgreSQL in one sequential pass per table: every row is hashed to 64 bits
 and the table's digest is the sum of its rows' hashes (so row order, page layout and the
-server do not matter). A row's hash combines its columns' hashes in column order; each
-column is hashed by its type's own hash function where that is a pure function of the value
-(integers, text, uuid, numeric, floats, jsonb, timestamps), and by the hash of its text form,
-with the session settings fixed (:mod:`harness.verify.session`), for everything else
-(enums, whose binary hash is an OID; json; arrays; composites; intervals; bytea; geometric
-types and xml, which have no hash or equality at all ...). Hash functions of these types are
-stable across major versions (hash partitioning depends on it).
+server do not matter). A row's hash chains its columns in column order, each column hashed
+by its type's own hash function where that is a pure function of the value (integers,
+text, uuid, numeric, floats, jsonb, dates and times, inet, ...), and by the hash of its
+text form, with the session settings fixed (:mod:`harness.verify.session`), for everything
+else (enums, whose binary hash is an OID; json; arrays; composites; intervals, whose hash
+equates '1 day' and '24 hours'; bytea; geometric types and xml, which have no hash or
+equality at all ...). Hash functions of these types are stable across major versions (hash
+partitioning depends on it).
+
+The chain is non-linear, so that values swapped between rows change the sum. Row hash
+version 2 (:data:`ROW_HASH`) seeds each column's hash with the chain so far: one function
+call per column, where version 1 hashed each column and then mixed it into the chain (two
+calls). A row with a NULL breaks a seeded chain (the hash functions are strict), so such a
+row, and only such a row, is hashed by the NULL-safe two-call chain instead (a table of more
+than :data:`SEEDED_UP_TO` columns uses only that chain: planning both costs more than the
+seeded one saves). Fingerprints
+record their version; :func:`read_data_fingerprint` computes either, so that a reference
+taken by an older version of the harness is still compared digest for digest.
 
 Which relations hold data of their own, as pg_dump sees it: tables (logged or unlogged: both
 are dumped) and materialized views, each read with ``ONLY`` so that a classic inheritance
@@ -28,42 +39,67 @@ import psycopg
 from psycopg import Connection, errors, sql
 
 from harness.config import PgTarget
+from harness.verify.rowhash import (
+    COLUMNS_OF,
+    ROW_HASH,
+    ROW_HASHES,
+    SEEDED_UP_TO,
+    TYPNAME,
+    Column,
+    hash_expression,
+    row_hash,
+)
 from harness.verify.session import in_snapshot
 
-# Base type name (of pg_catalog's types only) -> SQL template of a bigint hash of {col}.
-_TYPE_HASH = {
-    "int2": "hashint4extended({col}::int4, 0)",
-    "int4": "hashint4extended({col}, 0)",
-    "int8": "hashint8extended({col}, 0)",
-    "bool": "hashint4extended({col}::int4, 0)",
-    "text": "hashtextextended({col}::text, 0)",
-    "varchar": "hashtextextended({col}::text, 0)",
-    "name": "hashtextextended({col}::text, 0)",
-    "bpchar": "hashbpcharextended({col}::bpchar, 0)",
-    "uuid": "uuid_hash_extended({col}::uuid, 0)",
-    "numeric": "hash_numeric_extended({col}::numeric, 0)",
-    "float4": "hashfloat8extended({col}::float8, 0)",
-    "float8": "hashfloat8extended({col}::float8, 0)",
-    "jsonb": "jsonb_hash_extended({col}::jsonb, 0)",
-    "timestamp": "timestamp_hash_extended({col}::timestamp, 0)",
-    "timestamptz": "timestamp_hash_extended({col} AT TIME ZONE 'UTC', 0)",
-}
-_TEXT_HASH = "hashtextextended({col}::text, 0)"
-_NULL = "-7046029254386353131"  # stands for NULL in a row's column hashes
+# Row hashes live in their own module; these names are part of this one's interface too.
+__all__ = [
+    "NOT_POPULATED",
+    "ROW_HASH",
+    "ROW_HASHES",
+    "SEEDED_UP_TO",
+    "Column",
+    "DataFingerprint",
+    "LargeObjectDigest",
+    "TableDigest",
+    "data_fingerprint",
+    "data_relations",
+    "hash_expression",
+    "large_objects_digest",
+    "primary_key",
+    "read_data_fingerprint",
+    "row_hash",
+    "table_digest",
+]
+
 NOT_POPULATED = "not populated"
 LO_CHUNK = 1 << 20  # large objects are read and hashed a mebibyte at a time
+_BATCH = 50  # tables digested by one query
 
 # Relations with rows of their own in a dump: see the module docstring.
-_DATA_RELATIONS = """
-SELECT n.nspname, c.relname, c.relispopulated FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
+_DATA_FILTER = """
 WHERE c.relkind IN ('r', 'm') AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
-ORDER BY 1, 2
 """
+_DATA_RELATIONS = f"""
+SELECT n.nspname, c.relname, c.relispopulated FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace {_DATA_FILTER} ORDER BY 1, 2
+"""  # noqa: S608 - built from this module's constants only
+
+_KEY_OF = """
+FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid
+  AND a.attnum = ANY(i.indkey::int2[])
+WHERE i.indrelid = {rel} AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)
+"""
+# Every data relation with its key and its columns: one round trip, not three per table.
+_RELATION_DETAILS = f"""
+SELECT n.nspname, c.relname, c.relispopulated,
+  ARRAY(SELECT a.attname::text {_KEY_OF.format(rel="c.oid")}),
+  ARRAY(SELECT ARRAY[a.attname::text, {TYPNAME}] {COLUMNS_OF.format(rel="c.oid")})
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace {_DATA_FILTER} ORDER BY 1, 2
+"""  # noqa: S608 - built from this module's constants only
 
 # Per large object, the SHA-256 of each chunk in order (a hole in a sparse object reads as
 # zeros, as pg_dump writes it back); the object's hash covers its oid, which pg_dump keeps.
@@ -123,59 +159,29 @@ class DataFingerprint:
 
     tables: tuple[TableDigest, ...]
     large_objects: LargeObjectDigest | None = None  # None: not taken (an older fingerprint)
+    row_hash: int = ROW_HASH  # the row hash version of every digest (1 in older documents)
 
     def get(self, qualified: str) -> TableDigest | None:
         """The digest of ``schema.name``, if present."""
         return next((t for t in self.tables if t.qualified == qualified), None)
 
 
-def row_hash(conn: Connection[Any], schema: str, name: str, *, alias: str = "t") -> sql.Composed:
-    """A bigint expression hashing one row of ``schema.name`` (columns in order)."""
-    # A domain is hashed as its base type; only pg_catalog's types have a template (a user
-    # type may be called "uuid" or "int4" too).
-    columns = conn.execute(
-        "SELECT a.attname, CASE WHEN b.typnamespace = 'pg_catalog'::regnamespace "
-        "THEN b.typname END FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid "
-        "JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END "
-        "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped "
-        "ORDER BY a.attnum",
-        (sql.Identifier(schema, name).as_string(conn),),
-    ).fetchall()
-    values = []
-    for column, typname in columns:
-        # The templates are constants of this module; only identifiers are interpolated.
-        template = _TYPE_HASH.get(str(typname), _TEXT_HASH).replace("{col}", "{c}")
-        expr = sql.SQL(template).format(c=sql.Identifier(alias, column))
-        values.append(sql.SQL("coalesce({}, {})").format(expr, sql.SQL(_NULL)))
-    if not values:
-        # A table without columns: every row hashes alike, and the count tells them apart.
-        return sql.Composed([sql.SQL("0::int8")])
-    # Each column's hash seeds the next: a non-linear chain, so that summing row hashes per
-    # table cannot cancel out values swapped between rows (a linear combination, like
-    # hash_array_extended's 31 * h + x, would):
-    # hashint8extended(h_n, ... hashint8extended(h_2, h_1)). Built flat, not as nested
-    # Composed objects, which would recurse once per column (1,600 at most) when rendered.
-    parts: list[sql.Composable] = []
-    for value in reversed(values[1:]):
-        parts += [sql.SQL("hashint8extended("), value, sql.SQL(", ")]
-    parts.append(values[0])
-    parts.append(sql.SQL(")" * (len(values) - 1)))
-    return sql.Composed(parts)
-
-
 def primary_key(conn: Connection[Any], schema: str, name: str) -> tuple[str, ...]:
     """The primary-key columns of ``schema.name`` in key order."""
     rows = conn.execute(
-        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-        "AND a.attnum = ANY(i.indkey::int2[]) WHERE i.indrelid = %s::regclass "
-        "AND i.indisprimary ORDER BY array_position(i.indkey::int2[], a.attnum)",
+        f"SELECT a.attname::text {_KEY_OF.format(rel='%s::regclass')}",
         (sql.Identifier(schema, name).as_string(conn),),
     ).fetchall()
     return tuple(str(r[0]) for r in rows)
 
 
 def table_digest(
-    conn: Connection[Any], schema: str, name: str, *, populated: bool = True
+    conn: Connection[Any],
+    schema: str,
+    name: str,
+    *,
+    populated: bool = True,
+    version: int = ROW_HASH,
 ) -> TableDigest:
     """Count and digest one table in one pass (its own rows, not its children's).
 
@@ -184,13 +190,25 @@ def table_digest(
         schema: the table's schema.
         name: the table's name.
         populated: false for a materialized view never populated: it is not read.
+        version: the row hash version (:data:`ROW_HASHES`).
 
     """
     key = primary_key(conn, schema, name)
-    if not populated:
+    h = row_hash(conn, schema, name, version=version) if populated else None
+    return _digest(conn, schema, name, key, h)
+
+
+def _digest(
+    conn: Connection[Any],
+    schema: str,
+    name: str,
+    key: tuple[str, ...],
+    h: sql.Composed | None,
+) -> TableDigest:
+    if h is None:
         return TableDigest(schema, name, rows=0, digest=NOT_POPULATED, key=key, populated=False)
     query = sql.SQL("SELECT count(*), coalesce(sum({h}), 0)::text FROM ONLY {t} t").format(
-        h=row_hash(conn, schema, name), t=sql.Identifier(schema, name)
+        h=h, t=sql.Identifier(schema, name)
     )
     rows, digest = _guarded(conn, query)
     return TableDigest(schema=schema, name=name, rows=rows, digest=digest, key=key)
@@ -209,9 +227,16 @@ def _guarded(
     conn: Connection[Any], query: sql.SQL | sql.Composed, params: dict[str, Any] | None = None
 ) -> tuple[int, str]:
     """``(count, digest)`` from ``query``; ``(-1, "unreadable: why")`` when it cannot be read."""
-    conn.execute("SAVEPOINT drill_digest")
     try:
-        row = conn.execute(query, params).fetchone()
+        if params is None:
+            # The savepoint travels with the query: one round trip (the server takes several
+            # statements at once only without parameters, in the simple protocol).
+            cur = conn.execute(sql.SQL("SAVEPOINT drill_digest; {}").format(query))
+            cur.nextset()
+        else:
+            conn.execute("SAVEPOINT drill_digest")
+            cur = conn.execute(query, params)
+        row = cur.fetchone()
         conn.execute("RELEASE SAVEPOINT drill_digest")
     except _UNREADABLE as exc:
         # Say so, and go on with the other tables; the comparison fails this one.
@@ -220,9 +245,15 @@ def _guarded(
     return (int(row[0]), str(row[1])) if row else (0, "0")
 
 
-def data_fingerprint(target: PgTarget) -> DataFingerprint:
-    """Digest every user table of ``target``'s database, in one snapshot."""
-    return in_snapshot(target, read_data_fingerprint)
+def data_fingerprint(target: PgTarget, *, version: int = ROW_HASH) -> DataFingerprint:
+    """Digest every user table of ``target``'s database, in one snapshot.
+
+    Args:
+        target: the database.
+        version: the row hash version (:data:`ROW_HASHES`).
+
+    """
+    return in_snapshot(target, lambda conn: read_data_fingerprint(conn, version=version))
 
 
 def data_relations(conn: Connection[Any]) -> list[tuple[str, str, bool]]:
@@ -230,9 +261,58 @@ def data_relations(conn: Connection[Any]) -> list[tuple[str, str, bool]]:
     return [(str(s), str(n), bool(p)) for s, n, p in conn.execute(_DATA_RELATIONS).fetchall()]
 
 
-def read_data_fingerprint(conn: Connection[Any]) -> DataFingerprint:
-    """Digest every user table on an open connection (settings fixed by the caller)."""
+def read_data_fingerprint(conn: Connection[Any], *, version: int = ROW_HASH) -> DataFingerprint:
+    """Digest every user table on an open connection (settings fixed by the caller).
+
+    Tables are digested a batch per query (one round trip and one plan for many small
+    tables); should one of them be unreadable, that batch is digested table by table, so
+    that the unreadable one is named and the others are still read.
+
+    Args:
+        conn: an open connection, in the caller's snapshot.
+        version: the row hash version (:data:`ROW_HASHES`).
+
+    """
+    planned: list[tuple[str, str, tuple[str, ...], sql.Composed | None]] = []
+    for schema, name, populated, key, columns in conn.execute(_RELATION_DETAILS).fetchall():
+        h = None
+        if populated:
+            h = hash_expression([(str(c), t) for c, t in columns], version=version)
+        planned.append((str(schema), str(name), tuple(map(str, key)), h))
+    tables: list[TableDigest] = []
+    for start in range(0, len(planned), _BATCH):
+        batch = planned[start : start + _BATCH]
+        tables += _batch_digests(conn, batch) or [_digest(conn, *table) for table in batch]
     return DataFingerprint(
-        tables=tuple(table_digest(conn, s, n, populated=p) for s, n, p in data_relations(conn)),
-        large_objects=large_objects_digest(conn),
+        tables=tuple(tables), large_objects=large_objects_digest(conn), row_hash=version
     )
+
+
+def _batch_digests(
+    conn: Connection[Any], batch: list[tuple[str, str, tuple[str, ...], sql.Composed | None]]
+) -> list[TableDigest] | None:
+    """Digest ``batch`` in one query; None when a table of it cannot be read."""
+    parts = [
+        sql.SQL("SELECT {i}, count(*), coalesce(sum({h}), 0)::text FROM ONLY {t} t").format(
+            i=sql.Literal(i), h=h, t=sql.Identifier(schema, name)
+        )
+        for i, (schema, name, _, h) in enumerate(batch)
+        if h is not None
+    ]
+    found: dict[int, tuple[int, str]] = {}
+    if parts:
+        query = sql.SQL("SAVEPOINT drill_digest; {}").format(sql.SQL(" UNION ALL ").join(parts))
+        try:
+            cur = conn.execute(query)
+            cur.nextset()
+            found = {int(i): (int(n), str(d)) for i, n, d in cur.fetchall()}
+            conn.execute("RELEASE SAVEPOINT drill_digest")
+        except _UNREADABLE:
+            conn.execute("ROLLBACK TO SAVEPOINT drill_digest")
+            return None
+    return [
+        TableDigest(schema, name, rows=found[i][0], digest=found[i][1], key=key)
+        if h is not None
+        else TableDigest(schema, name, rows=0, digest=NOT_POPULATED, key=key, populated=False)
+        for i, (schema, name, key, h) in enumerate(batch)
+    ]
