@@ -1,17 +1,20 @@
 """Find the rows behind a differing table digest, without a second full hashing pass.
 
-With a primary key, both sides are bucketed by key ranges taken from a small sample of the
-reference (``TABLESAMPLE SYSTEM``) and aggregated per bucket in one grouped pass each; only
-the buckets whose count or digest differ are then read row by row (a primary-key range scan)
-and compared key by key. Without a primary key, rows are compared as a multiset of row
-hashes, and the differing rows are shown by content. Like the digests, every read is of the
-table's own rows (``ONLY``), never of its inheritance children.
+With a primary key, both sides are bucketed by key ranges (equal widths between the
+reference's smallest and largest integer key, or boundaries taken from a small page sample
+of the reference, ``TABLESAMPLE SYSTEM``) and aggregated per bucket in one grouped pass
+each, both sides at once. The buckets whose count or digest differ are narrowed with the
+same hash (integer keys: split again and aggregated over their key ranges only, until few
+rows are left), then read row by row (primary-key range scans) and compared key by key.
+Without a primary key, rows are compared as a multiset of row hashes, and the differing
+rows are shown by content. Like the digests, every read is of the table's own rows
+(``ONLY``), never of its inheritance children.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +26,9 @@ from harness.verify.data import primary_key, row_hash
 from harness.verify.session import fix_settings
 
 SMALL = 5000  # tables up to this many rows are compared row by row directly
-BUCKETS = 1024
+BUCKETS = 4096  # key ranges of the one full pass over each side
+NARROW = 2000  # differing buckets holding more rows than this are split again ...
+SPLIT = 64  # ... into this many narrower ranges each
 
 
 @dataclass(frozen=True)
@@ -54,62 +59,165 @@ class RowDifferences:
 
 
 def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> RowDifferences:
-    """Compare ``table`` (``schema.name``) row by row between two databases."""
+    """Compare ``table`` (``schema.name``) row by row between two databases.
+
+    Args:
+        reference: the database as it should be.
+        current: the database to check.
+        table: ``schema.name``.
+
+    """
     started = time.monotonic()
     schema, _, name = table.rpartition(".")
-    with connect(reference) as ref, connect(current) as cur:
-        for conn in (ref, cur):
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            fix_settings(conn)
-        unpopulated = [
-            side
-            for side, conn in (("reference", ref), ("current", cur))
-            if not _populated(conn, table)
-        ]
-        if unpopulated:
-            # A materialized view never populated has no rows to compare.
-            return RowDifferences(
-                table=table,
-                method=f"not populated in the {' and the '.join(unpopulated)} database",
-                missing=(),
-                extra=(),
-                changed=(),
-                rows_read=0,
-                full_passes=0,
-                seconds=time.monotonic() - started,
-            )
-        key = primary_key(ref, schema, name)
-        if not key:
-            return _multiset(ref, cur, schema, name, started)
-        rows = _own_rows(ref, schema, name)
-        if rows <= SMALL:
-            missing, extra, changed, read = _compare_rows(ref, cur, schema, name, key, None)
-            passes = 1
-        else:
-            buckets = _bucketing(ref, schema, name, key[0])
-            # One grouped pass per side, both sides at once (two servers, or two backends).
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                sides = [pool.submit(_buckets, conn, schema, name, buckets) for conn in (ref, cur)]
-                a, b = (side.result() for side in sides)
-            differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-            missing, extra, changed, read = [], [], [], 0
-            for bucket in differing:
-                m, e, c, n = _compare_rows(ref, cur, schema, name, key, buckets.where(bucket))
-                missing += m
-                extra += e
-                changed += c
-                read += n
-            passes = 1
+    # Both sides at once: two servers, or two backends of one (the waits are in libpq,
+    # which lets other threads run).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        ref, cur = _open_both(pool, reference, current)
+        with ref, cur:
+            unpopulated = [
+                side
+                for side, conn in (("reference", ref), ("current", cur))
+                if not _populated(conn, table)
+            ]
+            if unpopulated:
+                # A materialized view never populated has no rows to compare.
+                return RowDifferences(
+                    table=table,
+                    method=f"not populated in the {' and the '.join(unpopulated)} database",
+                    missing=(),
+                    extra=(),
+                    changed=(),
+                    rows_read=0,
+                    full_passes=0,
+                    seconds=time.monotonic() - started,
+                )
+            key = primary_key(ref, schema, name)
+            if not key:
+                return _multiset(ref, cur, schema, name, started)
+            sides = (_Side(ref, schema, name, key), _Side(cur, schema, name, key))
+            bucketing = None
+            if _estimated_rows(ref, schema, name) > SMALL:
+                bucketing = _bucketing(ref, schema, name, key[0])
+            if bucketing is None:  # few rows (or no sample to bucket by): read them all
+                found = _compare_rows(sides, None)
+            else:
+                found = _narrow(pool, sides, bucketing)
     return RowDifferences(
         table=table,
         method=f"by primary key ({', '.join(key)})",
-        missing=tuple(sorted(missing)),
-        extra=tuple(sorted(extra)),
-        changed=tuple(sorted(changed)),
-        rows_read=read,
-        full_passes=passes,
+        missing=tuple(sorted(found.missing)),
+        extra=tuple(sorted(found.extra)),
+        changed=tuple(sorted(found.changed)),
+        rows_read=found.read,
+        full_passes=1,
         seconds=time.monotonic() - started,
     )
+
+
+def _open_both(
+    pool: ThreadPoolExecutor, reference: PgTarget, current: PgTarget
+) -> tuple[Connection[Any], Connection[Any]]:
+    """Both connections, opened at once; neither is left open when the other fails."""
+    futures = [pool.submit(_open, target) for target in (reference, current)]
+    wait(futures)
+    for future in futures:
+        error = future.exception()
+        if error is not None:
+            for other in futures:
+                if other.exception() is None:
+                    other.result().close()
+            raise error
+    return futures[0].result(), futures[1].result()
+
+
+def _open(target: PgTarget) -> Connection[Any]:
+    conn = connect(target)
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    fix_settings(conn)
+    # The planner cannot know how few buckets there are (it takes every key for a group):
+    # it would sort the whole table, row data included, on one core. A hash aggregate per
+    # parallel worker is what a few thousand groups want.
+    conn.execute(
+        "SELECT set_config('enable_sort', 'off', true), "
+        "set_config('parallel_tuple_cost', '0', true)"
+    )
+    return conn
+
+
+class _Side:
+    """One database's connection, with the table's row hash and key text built once."""
+
+    def __init__(self, conn: Connection[Any], schema: str, name: str, key: tuple[str, ...]):
+        self.conn = conn
+        self.table = sql.Identifier(schema, name)
+        self.hash = row_hash(conn, schema, name)
+        self.key = sql.SQL(" || ', ' || ").join(
+            sql.SQL("coalesce({}::text, 'NULL')").format(sql.Identifier("t", k)) for k in key
+        )
+
+    def buckets(
+        self, bucketing: _Bucketing, where: tuple[sql.Composed, list[Any]] | None
+    ) -> dict[int, tuple[int, str]]:
+        """``bucket -> (rows, digest)`` of the rows ``where`` selects (all when None)."""
+        expr, params = bucketing.expr()
+        condition, more = where if where is not None else (sql.SQL("true"), [])
+        query = sql.SQL(
+            "SELECT {b}, count(*), sum({h})::text FROM ONLY {t} t WHERE {w} GROUP BY 1"
+        ).format(b=expr, h=self.hash, t=self.table, w=condition)
+        rows = self.conn.execute(query, [*params, *more]).fetchall()
+        return {int(b): (int(n), str(d)) for b, n, d in rows}
+
+    def rows(self, where: tuple[sql.Composed, list[Any]] | None) -> dict[str, int]:
+        """``key text -> row hash`` of the rows ``where`` selects (all when None)."""
+        query = sql.SQL("SELECT {k}, {h} FROM ONLY {t} t{w}").format(
+            k=self.key,
+            h=self.hash,
+            t=self.table,
+            w=sql.SQL(" WHERE {}").format(where[0]) if where else sql.SQL(""),
+        )
+        result = self.conn.execute(query, where[1] if where else None).fetchall()
+        return {str(k): int(h) for k, h in result}
+
+
+@dataclass(frozen=True)
+class _Found:
+    missing: list[str]
+    extra: list[str]
+    changed: list[str]
+    read: int
+
+
+def _compare_rows(
+    sides: tuple[_Side, _Side], where: tuple[sql.Composed, list[Any]] | None
+) -> _Found:
+    a, b = (side.rows(where) for side in sides)
+    return _Found(
+        missing=sorted(set(a) - set(b)),
+        extra=sorted(set(b) - set(a)),
+        changed=sorted(k for k in set(a) & set(b) if a[k] != b[k]),
+        read=len(a) + len(b),
+    )
+
+
+def _narrow(pool: ThreadPoolExecutor, sides: tuple[_Side, _Side], bucketing: _Bucketing) -> _Found:
+    """Bucket both sides, then narrow the differing buckets until few rows are left.
+
+    The first round is the one full pass over each side; each later round reads only the
+    differing buckets of the round before (key range scans) and splits them again, until
+    they hold few rows: those are then read row by row.
+    """
+    where: tuple[sql.Composed, list[Any]] | None = None
+    while True:
+        a, b = pool.map(_Side.buckets, sides, (bucketing, bucketing), (where, where))
+        differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if not differing:
+            return _Found([], [], [], 0)
+        where = bucketing.where_any(differing)
+        rows = sum(max(a.get(k, (0, ""))[0], b.get(k, (0, ""))[0]) for k in differing)
+        finer = bucketing.finer()
+        if rows <= NARROW or finer is None:
+            return _compare_rows(sides, where)
+        bucketing = finer
 
 
 def _populated(conn: Connection[Any], table: str) -> bool:
@@ -121,59 +229,82 @@ def _populated(conn: Connection[Any], table: str) -> bool:
     return bool(row[0]) if row else True
 
 
-def _own_rows(conn: Connection[Any], schema: str, name: str) -> int:
-    # ONLY: a classic inheritance parent's own rows, as its digest counts them.
+def _estimated_rows(conn: Connection[Any], schema: str, name: str) -> int:
+    """The planner's row estimate; an exact count when the table was never analysed."""
+    table = sql.Identifier(schema, name)
     row = conn.execute(
-        sql.SQL("SELECT count(*) FROM ONLY {}").format(sql.Identifier(schema, name))
+        "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (table.as_string(conn),)
     ).fetchone()
-    return int(row[0]) if row else 0
+    if row and row[0] is not None and float(row[0]) >= 0:
+        return int(row[0])
+    # ONLY: a classic inheritance parent's own rows, as its digest counts them.
+    counted = conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(table)).fetchone()
+    return int(counted[0]) if counted else 0
 
 
 @dataclass(frozen=True)
 class _Bucketing:
-    """How key values map to buckets: equal-width integer ranges, or sampled boundaries."""
+    """How key values map to buckets: equal-width integer ranges, or sampled boundaries.
+
+    Integer buckets are ``key / width`` (integer division, which truncates toward zero:
+    bucket 0 spans one width on each side of zero); the width spreads the reference's keys
+    over about :data:`BUCKETS` buckets, and keys outside its range land in buckets of their
+    own.
+    """
 
     column: str
-    low: int = 0
     width: int = 0
     bounds: tuple[Any, ...] = ()
 
     def expr(self) -> tuple[sql.Composed, list[Any]]:
         col = sql.Identifier("t", self.column)
         if self.width:
-            return (
-                sql.SQL("CASE WHEN {c} < %s THEN -1 ELSE least(({c} - %s) / %s, %s) END").format(
-                    c=col
-                ),
-                [self.low, self.low, self.width, BUCKETS],
-            )
+            # One division per row; an int8 divisor widens int2/int4 keys (no overflow).
+            return sql.SQL("{c} / %s::int8").format(c=col), [self.width]
         return sql.SQL("width_bucket({}, %s)").format(col), [list(self.bounds)]
 
     def where(self, bucket: int) -> tuple[sql.Composed, list[Any]]:
         col = sql.Identifier("t", self.column)
         if self.width:
-            start = self.low + bucket * self.width
-            if bucket < 0:
-                return sql.SQL("{} < %s").format(col), [self.low]
-            if bucket >= BUCKETS:
-                return sql.SQL("{} >= %s").format(col), [start]
-            return sql.SQL("{c} >= %s AND {c} < %s").format(c=col), [start, start + self.width]
+            # Edges past the bigint range are sent as numeric: the comparisons still hold.
+            w = self.width
+            if bucket > 0:
+                lo, hi = bucket * w, (bucket + 1) * w
+                return sql.SQL("({c} >= %s AND {c} < %s)").format(c=col), [lo, hi]
+            if bucket == 0:
+                return sql.SQL("({c} > %s AND {c} < %s)").format(c=col), [-w, w]
+            lo, hi = (bucket - 1) * w, bucket * w
+            return sql.SQL("({c} > %s AND {c} <= %s)").format(c=col), [lo, hi]
         if bucket == 0:
             return sql.SQL("{} < %s").format(col), [self.bounds[0]]
         if bucket >= len(self.bounds):
             return sql.SQL("{} >= %s").format(col), [self.bounds[-1]]
         return (
-            sql.SQL("{c} >= %s AND {c} < %s").format(c=col),
+            sql.SQL("({c} >= %s AND {c} < %s)").format(c=col),
             [self.bounds[bucket - 1], self.bounds[bucket]],
         )
 
+    def where_any(self, buckets: list[int]) -> tuple[sql.Composed, list[Any]]:
+        """A condition selecting the rows of any of ``buckets``."""
+        parts = [self.where(b) for b in buckets]
+        return (
+            sql.SQL("({})").format(sql.SQL(" OR ").join(p for p, _ in parts)),
+            [v for _, params in parts for v in params],
+        )
 
-def _bucketing(conn: Connection[Any], schema: str, name: str, column: str) -> _Bucketing:
+    def finer(self) -> _Bucketing | None:
+        """Integer buckets :data:`SPLIT` times narrower (None: sampled, or one key wide)."""
+        if not self.width or self.width == 1:
+            return None
+        return _Bucketing(self.column, width=max(1, -(-self.width // SPLIT)))
+
+
+def _bucketing(conn: Connection[Any], schema: str, name: str, column: str) -> _Bucketing | None:
     """Integer keys: equal-width ranges between min and max (two index lookups).
 
-    Other keys: boundaries from a page sample. ``TABLESAMPLE SYSTEM`` reads whole random
-    pages; one boundary per sampled page (its smallest key) spreads the boundaries like the
-    pages, where every sampled row would bunch them into the few pages read.
+    Other keys: boundaries at the quantiles of a page sample (``TABLESAMPLE SYSTEM`` reads
+    whole random pages, about two per bucket): keys in insertion order and random keys (a
+    uuid, a hash) alike spread over the buckets.
     """
     table = sql.Identifier(schema, name)
     col = sql.Identifier(column)
@@ -188,63 +319,24 @@ def _bucketing(conn: Connection[Any], schema: str, name: str, column: str) -> _B
         ).fetchone()
         if row and row[0] is not None:
             low, high = int(row[0]), int(row[1])
-            return _Bucketing(column, low=low, width=max(1, -(-(high - low + 1) // BUCKETS)))
+            return _Bucketing(column, width=max(1, -(-(high - low + 1) // BUCKETS)))
     pages = conn.execute(
         "SELECT greatest(relpages, 1) FROM pg_class WHERE oid = %s::regclass",
         (table.as_string(conn),),
     ).fetchone()
     percent = min(100.0, 100.0 * 2 * BUCKETS / float(pages[0] if pages else 1))
-    sample = [
-        r[0]
-        for r in conn.execute(
-            sql.SQL(
-                "SELECT min({c}) FROM ONLY {t} TABLESAMPLE SYSTEM (%s) "
-                "GROUP BY (ctid::text::point)[0] ORDER BY 1"
-            ).format(c=col, t=table),
-            (percent,),
-        ).fetchall()
-    ]
-    step = max(1, len(sample) // BUCKETS)
-    return _Bucketing(column, bounds=tuple(sample[step::step]) or tuple(sample[:1]))
-
-
-def _buckets(
-    conn: Connection[Any], schema: str, name: str, bucketing: _Bucketing
-) -> dict[int, tuple[int, str]]:
-    expr, params = bucketing.expr()
-    query = sql.SQL("SELECT {b}, count(*), sum({h})::text FROM ONLY {t} t GROUP BY 1").format(
-        b=expr, h=row_hash(conn, schema, name), t=sql.Identifier(schema, name)
-    )
-    return {int(b): (int(n), str(s)) for b, n, s in conn.execute(query, params).fetchall()}
-
-
-def _compare_rows(
-    ref: Connection[Any],
-    cur: Connection[Any],
-    schema: str,
-    name: str,
-    key: tuple[str, ...],
-    where: tuple[sql.Composed, list[Any]] | None,
-) -> tuple[list[str], list[str], list[str], int]:
-    sides = []
-    for conn in (ref, cur):
-        keytext = sql.SQL(" || ', ' || ").join(
-            sql.SQL("coalesce({}::text, 'NULL')").format(sql.Identifier("t", k)) for k in key
-        )
-        query = sql.SQL("SELECT {k}, {h} FROM ONLY {t} t{w}").format(
-            k=keytext,
-            h=row_hash(conn, schema, name),
-            t=sql.Identifier(schema, name),
-            w=sql.SQL(" WHERE {}").format(where[0]) if where else sql.SQL(""),
-        )
-        sides.append(
-            {str(k): int(h) for k, h in conn.execute(query, where[1] if where else None).fetchall()}
-        )
-    a, b = sides
-    missing = sorted(set(a) - set(b))
-    extra = sorted(set(b) - set(a))
-    changed = sorted(k for k in set(a) & set(b) if a[k] != b[k])
-    return missing, extra, changed, len(a) + len(b)
+    # Quantiles of the sampled keys, computed in the server: only the boundaries travel.
+    fractions = [i / BUCKETS for i in range(1, BUCKETS)]
+    row = conn.execute(
+        sql.SQL(
+            "SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY {c}) "
+            "FROM ONLY {t} TABLESAMPLE SYSTEM (%s)"
+        ).format(c=col, t=table),
+        (fractions, percent),
+    ).fetchone()
+    found = [v for v in (row[0] if row and row[0] else []) if v is not None]
+    bounds = tuple(sorted(set(found)))
+    return _Bucketing(column, bounds=bounds) if bounds else None
 
 
 def _multiset(
