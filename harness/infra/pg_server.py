@@ -1,21 +1,22 @@
 """Throwaway PostgreSQL servers: ``initdb`` once into a template, then copy and start.
 
-A :class:`ClusterTemplate` runs ``initdb --data-checksums`` once per binary directory. Each
-:class:`ThrowawayServer` copies it, writes its own ``drill.conf`` (port, no Unix socket,
-archiving), starts with ``pg_ctl start -w`` on 127.0.0.1 (a new port when the picked one
-was taken meanwhile) and waits until a login works. Stopping escalates ``fast`` ->
-``immediate`` -> SIGKILL of the postmaster recorded in ``postmaster.pid`` (``pg_ctl``
-daemonizes, so the postmaster is not our child); psutil tells a live postmaster from a pid
-the system has recycled.
+A :class:`ClusterTemplate` (:mod:`harness.infra.pg_template`) runs ``initdb
+--data-checksums`` once per binary directory. Each :class:`ThrowawayServer` copies it,
+writes its own ``drill.conf`` (port, no Unix socket, archiving), launches it with ``pg_ctl
+start`` on 127.0.0.1 (a new port when the picked one was taken meanwhile), watches
+``postmaster.pid`` until the server accepts connections, and checks that a login works.
+Stopping escalates ``fast`` -> ``immediate`` -> SIGKILL of the postmaster recorded in
+``postmaster.pid`` (``pg_ctl`` daemonizes, so the postmaster is not our child); psutil
+tells a live postmaster from a pid the system has recycled.
 """
 
 from __future__ import annotations
 
 import contextlib
-import secrets
+import re
 import shlex
 import shutil
-import threading
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,19 +30,24 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 from harness.config import PgTarget
 from harness.errors import ConnectError, PortTaken, ServerStartError, ToolError, WaitTimeout
 from harness.infra.lifecycle import Throwaway
+from harness.infra.pg_template import SUPERUSER, ClusterTemplate
 from harness.infra.ports import LOOPBACK, free_port, port_taken
-from harness.infra.privilege import ServerIdentity
-from harness.pg.binaries import PgBinaries
 from harness.pg.sql import connect
 from harness.proc import run, tail
-from harness.redact import get_logger, register_secret
+from harness.redact import get_logger
 from harness.waiting import wait_until
 
 log = get_logger(__name__)
 
-SUPERUSER = "postgres"
+__all__ = ["SUPERUSER", "ClusterTemplate", "ServerSettings", "ThrowawayServer", "postmaster_of"]
+
 _START_ATTEMPTS = 3
 _STOP_TIMEOUT = 15.0
+_POLL = 0.005  # seconds between looks at postmaster.pid: reading it costs microseconds
+# postmaster.pid's status line (its 8th) once the server accepts connections.
+_ACCEPTING = ("ready", "standby")
+# A postmaster that gives up says so in its log before it exits.
+_GAVE_UP = re.compile(r"^\S.*\b(FATAL|PANIC):", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -72,78 +78,6 @@ class ServerSettings:
         return [f"{name} = {_conf_quote(value)}" for name, value in values]
 
 
-class ClusterTemplate:
-    """An initialised data directory that servers are copied from (``initdb`` runs once)."""
-
-    def __init__(self, binaries: PgBinaries, *, base_dir: Path, identity: ServerIdentity) -> None:
-        """Prepare (lazily) a template for ``binaries`` under ``base_dir``."""
-        self.binaries = binaries
-        self.identity = identity
-        self.path = base_dir / f"template-pg{binaries.major}"
-        self.password = secrets.token_urlsafe(18)
-        register_secret(self.password)
-        self._lock = threading.Lock()
-        self._ready = False
-
-    def ensure(self) -> Path:
-        """Run ``initdb`` on first use; return the template data directory.
-
-        Raises:
-            ServerStartError: ``initdb`` failed; the message carries its output.
-
-        """
-        with self._lock:
-            if not self._ready:
-                self._initdb()
-                self._ready = True
-        return self.path
-
-    def _initdb(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        pwfile = self.path.parent / f".pw-{self.path.name}"
-        pwfile.write_text(self.password + "\n")
-        pwfile.chmod(0o600)
-        self.identity.hand_over(pwfile)
-        self.identity.hand_over(self.path.parent)
-        argv = self.identity.wrap(
-            [
-                self.binaries.tool("initdb"),
-                "--pgdata",
-                self.path,
-                "--username",
-                SUPERUSER,
-                f"--pwfile={pwfile}",
-                "--auth=scram-sha-256",
-                "--data-checksums",
-                "--encoding=UTF8",
-                "--locale=C",
-                "--no-sync",  # a throwaway template: durability of initdb's own writes is moot
-            ]
-        )
-        started = time.monotonic()
-        try:
-            run(argv, timeout=120, user=self.identity.run_user)
-        except ToolError as exc:
-            raise ServerStartError(f"initdb failed for {self.binaries.describe()}: {exc}") from exc
-        finally:
-            pwfile.unlink(missing_ok=True)
-        with (self.path / "postgresql.conf").open("a") as conf:
-            conf.write("\n# throwaway-server settings written per clone\ninclude 'drill.conf'\n")
-        log.info(
-            "initialised template %s in %.2f s (%s)",
-            self.path,
-            time.monotonic() - started,
-            self.binaries.describe(),
-        )
-
-    def clone_into(self, datadir: Path) -> None:
-        """Copy the template into ``datadir`` (which must not exist)."""
-        source = self.ensure()
-        shutil.copytree(source, datadir, symlinks=True)
-        datadir.chmod(0o700)
-
-
 class ThrowawayServer(Throwaway):
     """One PostgreSQL server on 127.0.0.1, copied from a template, removed after use."""
 
@@ -165,7 +99,7 @@ class ThrowawayServer(Throwaway):
             settings: WAL level, archiving and extra settings.
             port_picker: returns a candidate port; retried when the port turns out taken.
             start_timeout: seconds to wait for the server to accept logins.
-            stop_timeout: seconds each ``pg_ctl stop`` mode may take before escalating.
+            stop_timeout: seconds each shutdown mode may take before escalating.
 
         """
         self.template = template
@@ -230,29 +164,61 @@ class ThrowawayServer(Throwaway):
         return self
 
     def _launch(self, *, new_port: bool) -> None:
-        """One ``pg_ctl start``; :class:`PortTaken` when the server says its port is taken."""
+        """One start; :class:`PortTaken` when the server says its port is taken.
+
+        ``pg_ctl start --wait`` looks at the server ten times a second, so a server ready
+        in 40 ms is reported after 100. ``pg_ctl`` here only launches (and daemonizes) the
+        postmaster; readiness is read from ``postmaster.pid`` every few milliseconds, with
+        ``pg_ctl``'s own rules: a pid file written by this start, whose status line says
+        the server accepts connections.
+        """
         if new_port:
             self.port = self._port_picker()
         (self.datadir / "drill.conf").write_text(
             "\n".join(self.settings.lines(port=self.port)) + "\n"
         )
         self.identity.hand_over(self.datadir / "drill.conf")
-        log_mark = len(self.log_text())
+        log_mark = _size(self.log_path)
+        # pg_ctl compares the pid file's start time (whole seconds) with its own, less 2 s.
+        launched = time.time() - 2
         try:
-            self._pg_ctl(
-                "start", "--wait", f"--timeout={int(self._start_timeout)}", "--log", self.log_path
+            self._pg_ctl("start", "--no-wait", "--log", self.log_path)
+            wait_until(
+                lambda: self._accepting(launched, log_mark),
+                timeout=self._start_timeout,
+                what=f"PostgreSQL in {self.datadir} to accept connections",
+                interval=_POLL,
             )
-        except ToolError as exc:
-            taken = port_taken(self.log_text()[log_mark:])
+        except (ToolError, ServerStartError, WaitTimeout) as exc:
+            taken = port_taken(_read_from(self.log_path, log_mark))
             raise self._start_error(
-                f"pg_ctl start failed: {exc}", kind=PortTaken if taken else ServerStartError
+                f"start failed: {exc}", kind=PortTaken if taken else ServerStartError
             ) from exc
         self._postmaster = postmaster_of(self.datadir)
         self.pid = self._postmaster.pid if self._postmaster else None
 
+    def _accepting(self, launched: float, log_mark: int) -> bool:
+        """True once this start's postmaster accepts connections.
+
+        Raises:
+            ServerStartError: the postmaster gave up (its log says FATAL or PANIC and no
+                postmaster of this start runs).
+
+        """
+        status = _pid_file(self.datadir)
+        if status is not None and status.started >= launched:
+            proc = postmaster_of(self.datadir)
+            if proc is not None:
+                return status.state in _ACCEPTING
+        if _GAVE_UP.search(_read_from(self.log_path, log_mark)):
+            raise ServerStartError("the postmaster exited")
+        return False
+
     def stop(self) -> None:
         """Stop the server: ``fast``, then ``immediate``, then SIGKILL. Idempotent.
 
+        The modes are the postmaster's signals (SIGINT, SIGQUIT), sent directly and waited
+        for by pid: ``pg_ctl stop`` would do the same but look ten times a second only.
         Only the postmaster that serves this data directory is signalled: a pid in a stale
         ``postmaster.pid`` that the system has since given to another process is left alone.
         """
@@ -260,20 +226,14 @@ class ThrowawayServer(Throwaway):
         if proc is None:
             self.pid = self._postmaster = None
             return
-        for mode in ("fast", "immediate"):
-            try:
-                self._pg_ctl(
-                    "stop",
-                    "--wait",
-                    f"--mode={mode}",
-                    f"--timeout={max(1, int(self._stop_timeout))}",
-                )
-            except ToolError as exc:
-                log.warning("pg_ctl stop -m %s failed for %s: %s", mode, self.datadir, exc)
-            if not alive(proc):
+        for mode, sig in (("fast", signal.SIGINT), ("immediate", signal.SIGQUIT)):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.send_signal(sig)
+            if _exited(proc, timeout=self._stop_timeout):
                 break
+            log.warning("PostgreSQL in %s ignored a %s shutdown", self.datadir, mode)
         else:
-            log.warning("postmaster %d survived pg_ctl stop; killing it", proc.pid)
+            log.warning("postmaster %d survived its shutdown signals; killing it", proc.pid)
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
             wait_until(lambda: not alive(proc), timeout=10, what=f"pid {proc.pid} to exit")
@@ -356,12 +316,62 @@ def postmaster_of(datadir: Path) -> psutil.Process | None:
     return proc if serves else None
 
 
+@dataclass(frozen=True)
+class _PidFile:
+    """What ``postmaster.pid`` says: when the postmaster started, and its status."""
+
+    started: float
+    state: str
+
+
+def _pid_file(datadir: Path) -> _PidFile | None:
+    """Read ``postmaster.pid``; None while it is absent or not completely written."""
+    try:
+        lines = (datadir / "postmaster.pid").read_text().split("\n")
+        # Lines: pid, data dir, start time, port, socket dir, listen address, shared
+        # memory key, status (written last, when the server is up).
+        return _PidFile(started=float(lines[2]), state=lines[7].strip() if len(lines) > 7 else "")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def alive(proc: psutil.Process) -> bool:
     """Tell whether ``proc`` still runs: not exited, not a zombie, its pid not reused."""
     try:
         return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def _exited(proc: psutil.Process, *, timeout: float) -> bool:
+    """Wait up to ``timeout`` s for ``proc`` to exit; a zombie counts as exited.
+
+    Not ``psutil.wait``: that waits for the pid to vanish, and a daemonized postmaster's
+    zombie lasts until the system's init reaps it, which can take seconds.
+    """
+    deadline = time.monotonic() + timeout
+    while alive(proc):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(_POLL)
+    return True
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """What ``path`` gained after its first ``offset`` bytes ("" when unreadable)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def _conf_quote(value: str) -> str:

@@ -4,15 +4,22 @@ No Docker needed. PostgreSQL comes from the binaries :func:`find_binaries` picks
 template per major version, initialised once per session); S3 from SeaweedFS (default) or
 moto's server mode. ``close()`` stops everything it started; an ``atexit`` hook does the same
 as a last resort if the caller never gets there.
+
+Waiting is what costs here, so the provider works ahead: each template keeps one copy of
+itself ready for the next server, and :meth:`EmbeddedProvider.prepare_s3` starts the S3
+server in the background (while PostgreSQL templates are built) for the first drill that
+asks for it.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import itertools
 import shutil
 import tempfile
 import threading
+from concurrent.futures import Future
 from pathlib import Path
 
 from harness.config import DrillConfig, S3Target
@@ -46,6 +53,7 @@ class EmbeddedProvider:
         self._templates: dict[Path, ClusterTemplate] = {}
         self._servers: list[ThrowawayServer] = []
         self._s3 = S3Backend(config, workdir=lambda: self.base_dir, provider=self.name)
+        self._s3_start: Future[S3Target] | None = None
         self._counter = itertools.count(1)
         self._lock = threading.Lock()
         atexit.register(self._atexit)
@@ -80,7 +88,10 @@ class EmbeddedProvider:
             if binaries.bindir not in self._templates:
                 log.info("PostgreSQL binaries: %s", binaries.describe())
                 self._templates[binaries.bindir] = ClusterTemplate(
-                    binaries, base_dir=self.base_dir / "templates", identity=self.identity
+                    binaries,
+                    base_dir=self.base_dir / "templates",
+                    identity=self.identity,
+                    spare=True,
                 )
             return self._templates[binaries.bindir]
 
@@ -133,8 +144,39 @@ class EmbeddedProvider:
         """True unless the configured S3 backend is the user's endpoint."""
         return self._s3.throwaway
 
+    def prepare_s3(self) -> None:
+        """Start the configured S3 backend in the background; :meth:`s3_target` waits for it.
+
+        For sessions that will need S3: its start (about half a second for SeaweedFS)
+        overlaps whatever comes next, such as building the PostgreSQL templates.
+        """
+        with self._lock:
+            if self._s3_start is not None:
+                return
+            pending: Future[S3Target] = Future()
+            self._s3_start = pending
+
+        def start() -> None:
+            # The result, or the error, is taken in s3_target().
+            try:
+                pending.set_result(self._s3.target())
+            except BaseException as exc:  # handed over to s3_target(), raised there
+                pending.set_exception(exc)
+
+        threading.Thread(target=start, name="s3-start", daemon=True).start()
+
     def s3_target(self) -> S3Target:
-        """Start the configured S3 backend on first use and return its endpoint."""
+        """Start the configured S3 backend on first use and return its endpoint.
+
+        Raises:
+            ServerStartError: the S3 server did not start (also when started by
+                :meth:`prepare_s3`: its error is raised here).
+
+        """
+        with self._lock:
+            pending = self._s3_start
+        if pending is not None:
+            return pending.result()
         return self._s3.target()
 
     # -- reporting and teardown -----------------------------------------------------------
@@ -159,6 +201,13 @@ class EmbeddedProvider:
                 server.stop()
             except Exception:  # best effort: one stuck server must not leak the others
                 log.exception("could not stop the server in %s", server.workdir)
+        for template in list(self._templates.values()):
+            template.close()
+        if self._s3_start is not None:
+            # A start under way must finish before its server can be stopped.
+            with contextlib.suppress(Exception):
+                self._s3_start.result()
+            self._s3_start = None
         self._s3.close(keep=keep)
         if self._base is not None and not keep:
             shutil.rmtree(self._base, ignore_errors=True)
