@@ -21,7 +21,12 @@ from harness.errors import ServerStartError
 LOOPBACK = "127.0.0.1"
 
 # Log lines by which servers say their port was taken between our probe and their bind.
-PORT_TAKEN_MARKERS = ("Address already in use", "could not bind", "address already in use")
+PORT_TAKEN_MARKERS = (
+    "Address already in use",
+    "could not bind",
+    "address already in use",
+    "Port allocation failed",  # weed mini checks its ports before it binds them
+)
 
 
 @functools.cache

@@ -39,6 +39,8 @@ def test_a_port_taken_before_weed_binds_it_is_retried_with_new_ports(tmp_path):
         with SeaweedServer(tmp_path / "weed", port_picker=picker) as server:
             assert taken not in server.ports.values()
             assert httpx.get(f"{server.endpoint_url}/healthz", timeout=5).status_code == 200
-            assert "address already in use" in server.log_text().lower()
+            said = server.log_text().lower()
+            # weed mini checks its ports first; a part that binds late says it on binding.
+            assert "port allocation failed" in said or "address already in use" in said
     finally:
         blocker.close()
