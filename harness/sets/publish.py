@@ -1,13 +1,15 @@
 """Publish a staged set to its location, and fetch a set from it: through the store alone.
 
-Publishing uploads every artifact first and the manifest last: the manifest is the commit
+Publishing uploads every artifact first and the manifest last (to a local directory, the
+staged files become the set's by hard link: no copy of every dump): the manifest is the commit
 point, so a reader sees a complete set or none (a location with objects but no manifest is
 an incomplete set, never a backup). A failed publish removes what it uploaded, as far as the
 store lets it (Object Lock keeps locked versions; they stay hidden behind delete markers).
 
 Fetching reads the manifest first and proves it (:func:`~harness.sets.manifest.load_manifest`)
-before it downloads anything, then downloads only the artifacts the manifest names, each to a
-path proven to stay inside a fresh directory, skipping any whose stored size already differs
+before it downloads anything, then downloads only the artifacts the manifest names (a local
+set's own files are hard-linked instead: no second copy of every dump), each to a path
+proven to stay inside a fresh directory, skipping any whose stored size already differs
 from the manifest (the check reports it; a hostile set cannot make the harness download an
 object of any size it likes). Sets are signed and verified here when ``DRILL_SIGNING_KEY`` is
 set, so every caller (backup, check, restore) gets signing without knowing about it.
@@ -28,6 +30,7 @@ from harness.sets import signing
 from harness.sets.location import Location
 from harness.sets.manifest import MANIFEST, MAX_MANIFEST_BYTES, Manifest, load_manifest
 from harness.storage.base import ObjectStore, contained_path
+from harness.storage.local import LocalObjectStore
 
 log = get_logger(__name__)
 
@@ -60,7 +63,13 @@ def publish(staging: Path, manifest: Manifest, location: Location) -> None:
     try:
         for artifact in manifest.artifacts:
             object_key = location.key(artifact.path)
-            store.put_file(object_key, contained_path(staging, artifact.path), lock_until=until)
+            staged = contained_path(staging, artifact.path)
+            if isinstance(store, LocalObjectStore):
+                # The staged files are ours and discarded after publishing: a set beside
+                # its staging directory gets them as hard links, not copies.
+                store.adopt_file(object_key, staged)
+            else:
+                store.put_file(object_key, staged, lock_until=until)
             written.append(object_key)
         store.put_bytes(location.key(MANIFEST), data, lock_until=until)
     except DrillError:
@@ -152,7 +161,11 @@ def fetch(location: Location, workdir: Path) -> FetchedSet:
             sizes[artifact.path] = found.size
             if found.size == artifact.size:
                 dest = contained_path(root, artifact.path)
-                store.get_file(found.key, dest, version_id=found.version_id)
+                # A local set's own files are linked, not copied: the link pins what is
+                # hashed to what is restored (see LocalObjectStore.link_out).
+                linked = isinstance(store, LocalObjectStore) and store.link_out(found.key, dest)
+                if not linked:
+                    store.get_file(found.key, dest, version_id=found.version_id)
     except BaseException:
         discard(root)
         raise

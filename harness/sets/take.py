@@ -40,6 +40,7 @@ from harness.verify.compare import Fingerprint, read_fingerprint
 log = get_logger(__name__)
 
 FORMATS = ("custom", "directory")
+_SECTION_JOBS = 4  # per-section SQL files written at once (each a short pg_restore)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def take_backup(
                 / (f"{target.dbname}.dump" if fmt == "custom" else f"{target.dbname}.dir")
             )
             # pg_dump works in its own process on the exported snapshot while this
-            # connection counts rows in the same snapshot: the counts cost no extra time.
+            # connection reads the fingerprint and counts rows in the same snapshot.
             # The transaction stays open until pg_dump has finished: the dump (and, in
             # directory format, each parallel worker when the data phase starts) imports
             # the snapshot, which lives only as long as the transaction that exported it.
@@ -122,12 +123,12 @@ def take_backup(
                 )
                 # Should a read fail, leaving the pool still waits for pg_dump with the
                 # transaction open, and the error reported is the read's, not the dump's.
-                phase = "counts"
-                tables, sequences = _contents(conn)
                 phase = "globals"
                 snapshot = read_globals(conn)
                 phase = "fingerprint"
                 fingerprint = read_fingerprint(conn) if with_fingerprint else None
+                phase = "counts"
+                tables, sequences = _contents(conn, fingerprint)
                 phase = "dump"
                 result = dumping.result()
             conn.rollback()
@@ -268,12 +269,33 @@ def _refuse_rls_blockers(conn: Connection[Any]) -> None:
         )
 
 
-def _contents(conn: Connection[Any]) -> tuple[tuple[TableRows, ...], tuple[SequenceState, ...]]:
+# Tables with inheritance children: their count includes the children's rows.
+_PARENTS = """
+SELECT DISTINCT n.nspname, c.relname FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhparent JOIN pg_namespace n ON n.oid = c.relnamespace
+"""
+
+
+def _contents(
+    conn: Connection[Any], fingerprint: Fingerprint | None
+) -> tuple[tuple[TableRows, ...], tuple[SequenceState, ...]]:
     # Error instead of silently counting only the rows a policy shows.
     conn.execute("SET LOCAL row_security = off")
+    # The fingerprint, read in this snapshot, already counted each table's own rows: for a
+    # table without inheritance children that is its count, and a second scan is saved.
+    known: dict[tuple[str, str], int] = {}
+    if fingerprint is not None:
+        parents = {(str(s), str(n)) for s, n in conn.execute(_PARENTS).fetchall()}
+        known = {
+            (t.schema, t.name): t.rows
+            for t in fingerprint.data.tables
+            if t.populated and t.rows >= 0 and (t.schema, t.name) not in parents
+        }
     tables = []
     for schema, name in user_relations(conn, "r"):
-        rows = count_in(conn, sql.Identifier(schema, name))
+        rows = known.get((schema, name))
+        if rows is None:
+            rows = count_in(conn, sql.Identifier(schema, name))
         tables.append(TableRows(schema=schema, name=name, rows=rows))
     sequences = [
         SequenceState(schema=schema, name=name, last_value=value, is_called=called)
@@ -329,14 +351,29 @@ def _write_sections(
     tools: PgBinaries, dump: Path, entries: list[TocEntry], staging: Path
 ) -> dict[str, str]:
     (staging / "sql").mkdir()
-    files = {}
-    for index, (step, _) in enumerate(STEPS, start=1):
-        if step in ("roles", "data"):
-            continue  # roles live in globals/, data in the dump
-        out = staging / "sql" / f"{index:02d}-{step}.sql"
-        if write_section_sql(tools, dump, entries, step=step, out=out):
-            files[out.relative_to(staging).as_posix()] = "section-sql"
-    return files
+    outs = {
+        step: staging / "sql" / f"{index:02d}-{step}.sql"
+        for index, (step, _) in enumerate(STEPS, start=1)
+        if step not in ("roles", "data")  # roles live in globals/, data in the dump
+    }
+    # Each file is one short pg_restore reading the finished dump: a few at once, not a
+    # dozen process starts in a row.
+    with ThreadPoolExecutor(max_workers=_SECTION_JOBS) as pool:
+        wrote = dict(
+            zip(
+                outs,
+                pool.map(
+                    lambda step: write_section_sql(tools, dump, entries, step=step, out=outs[step]),
+                    outs,
+                ),
+                strict=True,
+            )
+        )
+    return {
+        out.relative_to(staging).as_posix(): "section-sql"
+        for step, out in outs.items()
+        if wrote[step]
+    }
 
 
 def _harness_version() -> str:

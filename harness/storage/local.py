@@ -4,6 +4,15 @@ A local directory may have been prepared by someone else (a backup set copied fr
 a bucket synced to disk), so it is read as untrusted: every key is checked before it becomes
 a path, and only regular files are objects. A symbolic link or a special file (FIFO, device)
 anywhere below the root is refused rather than followed; a FIFO would block a reader forever.
+
+Copies cost a full write of every byte, so two moves avoid them where that is safe:
+:meth:`LocalObjectStore.adopt_file` stores a file the caller gives up (a staged backup) as a
+second name of the same inode, and :meth:`LocalObjectStore.link_out` hands a reader the
+stored object's inode itself. A hard link pins the inode: renaming, replacing or deleting
+the stored file afterwards does not change what the link holds, so the bytes a reader
+hashed are the bytes it uses. It does not stop a write *into* the file by someone allowed to
+write it: ``link_out`` therefore links only files of this user that no one else may write,
+and copies everything else.
 """
 
 from __future__ import annotations
@@ -86,6 +95,67 @@ class LocalObjectStore:
                 _atomic_write(path, lambda tmp: _copy_from(source, tmp))
             except OSError as exc:
                 raise StorageError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+    def adopt_file(self, key: str, path: Path) -> None:
+        """Store ``path`` under ``key`` as a hard link: for a file the caller gives up.
+
+        The caller must not write to ``path`` again (a staged backup, discarded after it is
+        published): the stored object is the same inode. Where a link is impossible (another
+        filesystem, links refused) or ``path`` is not a regular file, it is copied as
+        :meth:`put_file` does.
+
+        Raises:
+            UnsafeObjectError: the key is not safe.
+            StorageError: neither a link nor a copy could be made.
+
+        """
+        dest = self._path(key)
+        try:
+            regular = stat.S_ISREG(path.lstat().st_mode)
+        except OSError:
+            regular = False
+        if regular:
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                _atomic_write(dest, lambda tmp: _link(path, tmp))
+            except OSError:
+                pass  # copy instead, below
+            else:
+                return
+        self.put_file(key, path)
+
+    def link_out(self, key: str, path: Path) -> bool:
+        """Give the new ``path`` the stored object's inode, where that is safe; else do nothing.
+
+        The object is opened without following links and must be a regular file of this user
+        that neither group nor others may write; the link must then be to the very inode
+        opened (a name swapped in between is detected, and the link undone), so nothing done
+        to the stored name after that check changes what ``path`` holds.
+
+        Returns:
+            True when ``path`` was linked; False when the caller must copy instead (another
+            owner, writable by others, another filesystem, links refused).
+
+        Raises:
+            ObjectNotFound: no such key.
+            UnsafeObjectError: the key is not safe, or names a link or special file.
+
+        """
+        with self._open(key) as source:
+            info = os.fstat(source.fileno())
+            if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return False
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                os.link(self._path(key), path, follow_symlinks=False)
+                linked = path.lstat()
+            except OSError:
+                return False
+            if (linked.st_dev, linked.st_ino) != (info.st_dev, info.st_ino):
+                # The name was given another file between the check and the link.
+                path.unlink()
+                return False
+        return True
 
     def get_bytes(self, key: str, *, version_id: str | None = None) -> bytes:
         """Read ``key`` (errors as :meth:`get_file`)."""
@@ -179,6 +249,11 @@ class LocalObjectStore:
                 f"{self.root} is a local directory and keeps no versions: reading as of a "
                 "time needs an s3:// location in a versioned bucket"
             )
+
+
+def _link(source: Path, tmp: Path) -> None:
+    tmp.unlink()  # the placeholder _atomic_write made: a link needs a free name
+    os.link(source, tmp, follow_symlinks=False)
 
 
 def _copy_from(source: BufferedReader, tmp: Path) -> None:

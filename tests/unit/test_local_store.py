@@ -108,3 +108,65 @@ def test_stored_files_get_the_usual_permissions(tmp_path):
 def test_a_missing_source_file_is_a_storage_error(tmp_path):
     with pytest.raises(StorageError, match="cannot store"):
         LocalObjectStore(tmp_path / "s").put_file("a", tmp_path / "missing")
+
+
+def test_an_adopted_file_is_stored_as_a_second_name_not_a_copy(tmp_path):
+    staged = tmp_path / "staging" / "app.dump"
+    staged.parent.mkdir()
+    staged.write_bytes(b"dump")
+    store = LocalObjectStore(tmp_path / "set")
+    store.adopt_file("db/app.dump", staged)
+    stored = tmp_path / "set" / "db" / "app.dump"
+    assert stored.stat().st_ino == staged.stat().st_ino
+    staged.unlink()  # the staging directory is discarded after publishing
+    assert stored.read_bytes() == b"dump"
+    assert not list((tmp_path / "set").rglob(".tmp-*")), "temp files left behind"
+
+
+def test_adopting_a_link_copies_what_it_points_to_instead(tmp_path):
+    real = tmp_path / "real"
+    real.write_bytes(b"dump")
+    staged = tmp_path / "staged"
+    staged.symlink_to(real)
+    store = LocalObjectStore(tmp_path / "set")
+    store.adopt_file("app.dump", staged)
+    stored = tmp_path / "set" / "app.dump"
+    assert not stored.is_symlink()
+    assert stored.stat().st_ino != real.stat().st_ino
+    assert stored.read_bytes() == b"dump"
+
+
+def test_link_out_pins_the_inode_that_was_checked(tmp_path):
+    store = LocalObjectStore(tmp_path / "set")
+    store.put_bytes("db/app.dump", b"original")
+    out = tmp_path / "work" / "app.dump"
+    assert store.link_out("db/app.dump", out)
+    # Replacing the stored file afterwards (rename over it) does not reach the reader.
+    swap = tmp_path / "set" / "db" / "swap"
+    swap.write_bytes(b"replaced")
+    swap.replace(tmp_path / "set" / "db" / "app.dump")
+    assert out.read_bytes() == b"original"
+
+
+def test_link_out_declines_a_file_others_may_write(tmp_path):
+    store = LocalObjectStore(tmp_path / "set")
+    store.put_bytes("app.dump", b"dump")
+    (tmp_path / "set" / "app.dump").chmod(0o666)
+    out = tmp_path / "work" / "app.dump"
+    assert not store.link_out("app.dump", out)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("plant", "why"),
+    [(_with_link, "is a symbolic link"), (_with_fifo, "is not a regular file")],
+    ids=["file-link", "fifo"],
+)
+def test_link_out_refuses_links_and_special_files(tmp_path, plant, why):
+    outside = tmp_path / "outside" / "secret"
+    outside.parent.mkdir()
+    outside.write_bytes(b"not part of any set")
+    plant(tmp_path / "set", outside)
+    with pytest.raises(UnsafeObjectError, match=why):
+        LocalObjectStore(tmp_path / "set").link_out("db/app.dump", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
