@@ -15,6 +15,7 @@ elsewhere) needs only ``pg_dump``, ``pg_restore`` and ``psql``, so a client-only
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -136,8 +137,15 @@ def probe(bindir: Path, source: str, need: Need = "server") -> PgBinaries:
 
 
 def candidates() -> list[tuple[Path, str]]:
-    """Every directory that may hold PostgreSQL binaries, in search order (explicit excluded)."""
-    return list(_candidates())
+    """Every directory that may hold PostgreSQL binaries, in search order.
+
+    ``DRILL_PG_BINDIR`` comes first when set (read now, not at import), so the ``drill``
+    command on a database host finds the tools an operator named; the pytest plugin passes
+    its resolved option to :func:`find_binaries` explicitly.
+    """
+    named = os.environ.get("DRILL_PG_BINDIR", "").strip()
+    first = [(Path(named).resolve(), "DRILL_PG_BINDIR")] if named else []
+    return first + [c for c in _candidates() if not first or c[0] != first[0][0]]
 
 
 @functools.lru_cache(maxsize=1)

@@ -111,3 +111,12 @@ def test_a_client_only_install_on_path_is_found_for_client_work(tmp_path, monkey
         pg_binaries._candidates.cache_clear()
     assert (tools.bindir, tools.major, tools.server) == (bindir, 13, False)
     assert f"client tools only, no server, in: PostgreSQL 13.9 in {bindir}" in str(info.value)
+
+
+def test_drill_pg_bindir_from_the_environment_comes_first(tmp_path, monkeypatch):
+    from harness.pg.binaries import candidates
+
+    monkeypatch.setenv("DRILL_PG_BINDIR", str(tmp_path))
+    assert candidates()[0] == (tmp_path.resolve(), "DRILL_PG_BINDIR")
+    monkeypatch.delenv("DRILL_PG_BINDIR")
+    assert all(source != "DRILL_PG_BINDIR" for _, source in candidates())
