@@ -62,12 +62,19 @@ def drill_provider(
     drill_config: DrillConfig,
     tmp_path_factory: pytest.TempPathFactory,
     pytestconfig: pytest.Config,
+    request: pytest.FixtureRequest,
 ) -> Iterator[Provider]:
     """The infrastructure provider; everything it started is stopped at session end."""
     try:
         provider = make_provider(drill_config, base_dir=tmp_path_factory.mktemp("drill-infra"))
     except DrillError as exc:
         pytest.fail(str(exc), pytrace=False)
+    prepare_s3 = getattr(provider, "prepare_s3", None)
+    if prepare_s3 is not None and any(
+        "s3_target" in getattr(item, "fixturenames", ()) for item in request.session.items
+    ):
+        # The S3 server starts while the PostgreSQL templates build.
+        prepare_s3()
     kept: list[bool] = []
     pytestconfig.stash[_KEPT] = kept
     try:
