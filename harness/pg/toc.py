@@ -151,11 +151,8 @@ def parse_list(text: str) -> list[TocEntry]:
         schema = fields[0] if fields else "-"
         owner = fields[-1] if len(fields) >= 3 else ""
         name = " ".join(fields[1:-1]) if len(fields) >= 3 else " ".join(fields[1:])
-        entries.append(
-            TocEntry(
-                int(match.group(1)), kind, schema, name, owner, raw, rest[len(kind) :].strip()
-            )
-        )
+        described = rest[len(kind) :].strip()
+        entries.append(TocEntry(int(match.group(1)), kind, schema, name, owner, raw, described))
     return entries
 
 

@@ -17,6 +17,7 @@ def _run(pytester, *args):
 
 
 def test_no_node_skips_the_drill_naming_node(pytester, monkeypatch, tmp_path):
+    monkeypatch.delenv("DRILL_REQUIRE_WRANGLER", raising=False)  # CI sets it for the suite
     empty = tmp_path / "bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))  # python itself is named by its full path
@@ -27,6 +28,7 @@ def test_no_node_skips_the_drill_naming_node(pytester, monkeypatch, tmp_path):
 
 
 def test_a_missing_wrangler_skips_the_drill_naming_the_remedy(pytester, monkeypatch, tmp_path):
+    monkeypatch.delenv("DRILL_REQUIRE_WRANGLER", raising=False)  # CI sets it for the suite
     monkeypatch.setenv("DRILL_WRANGLER", str(tmp_path / "no-wrangler"))
     result = _run(pytester)
     result.assert_outcomes(passed=1, skipped=1)
