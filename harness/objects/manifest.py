@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from harness.errors import ConfigError, ManifestError, SignatureError
 from harness.sets import signing
+from harness.sets.jsondoc import json_object
 from harness.storage.base import ObjectStore, key_problem, shown
 
 if TYPE_CHECKING:
@@ -471,41 +472,7 @@ def _check_entries(manifest: ObjectManifest) -> None:
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(
-            f"object manifest is {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} allowed"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"object manifest is not UTF-8 text (offset {exc.start})") from exc
-    try:
-        body = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicates)
-    except ManifestError:
-        raise
-    except RecursionError as exc:
-        raise ManifestError("object manifest nests too deeply to be a manifest") from exc
-    except json.JSONDecodeError as exc:
-        empty = " (it is empty: a truncated upload?)" if not text.strip() else ""
-        raise ManifestError(f"object manifest is not valid JSON{empty} ({exc})") from exc
-    except ValueError as exc:
-        raise ManifestError("object manifest holds a number too long to be read") from exc
-    if not isinstance(body, dict):
-        raise ManifestError("object manifest is not a JSON object")
-    return body
-
-
-def _no_constant(name: str) -> Any:
-    raise ManifestError(f"object manifest holds {name}, which is not a JSON number")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in body:
-            raise ManifestError(f"object manifest names the field {shown(key, limit=60)} twice")
-        body[key] = value
-    return body
+    return json_object(data, what="object manifest", limit=MAX_MANIFEST_BYTES)
 
 
 @cache

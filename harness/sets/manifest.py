@@ -30,6 +30,7 @@ from pydantic import ConfigDict, TypeAdapter, ValidationError
 
 from harness.errors import ManifestError, SignatureError
 from harness.sets import signing
+from harness.sets.jsondoc import json_object
 from harness.sets.schema import (
     MANY,
     ArtifactPath,
@@ -235,45 +236,7 @@ def load_manifest(data: bytes, *, signing_key: bytes | None) -> LoadedManifest:
 
 
 def _json_object(data: bytes) -> dict[str, Any]:
-    if len(data) > MAX_MANIFEST_BYTES:
-        raise ManifestError(
-            f"manifest.json is {len(data)} bytes, more than the {MAX_MANIFEST_BYTES} a "
-            "manifest may have: not a manifest"
-        )
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(
-            f"manifest.json is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
-        ) from exc
-    try:
-        body = json.loads(text, parse_constant=_no_constant, object_pairs_hook=_no_duplicate_keys)
-    except ManifestError:
-        raise
-    except RecursionError as exc:
-        raise ManifestError("manifest.json nests too deeply to be a manifest") from exc
-    except json.JSONDecodeError as exc:
-        empty = " (it is empty: a truncated upload?)" if not text.strip() else ""
-        raise ManifestError(f"manifest.json is not valid JSON{empty} ({exc})") from exc
-    except ValueError as exc:  # an integer of thousands of digits
-        raise ManifestError("manifest.json holds a number too long to be read") from exc
-    if not isinstance(body, dict):
-        raise ManifestError("manifest.json is not a JSON object")
-    return body
-
-
-def _no_constant(name: str) -> Any:
-    raise ManifestError(f"manifest.json holds {name}, which is not a JSON number")
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    body: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in body:
-            # Two readers could take different values: refuse rather than pick one.
-            raise ManifestError(f"manifest.json names the field {shown(key, limit=60)} twice")
-        body[key] = value
-    return body
+    return json_object(data, what="manifest.json", limit=MAX_MANIFEST_BYTES)
 
 
 @cache
