@@ -23,12 +23,15 @@ The tree::
     │   └── UnsafeObjectError       a key or stored file that would lead outside its store
     ├── ManifestError               a backup set's manifest is unreadable or was modified
     │   ├── GlobalsError            its roles snapshot (globals/roles.json) is not valid
+    │   ├── KvExportError           a key-value export file is malformed or truncated
     │   └── SignatureError          a manifest unsigned, or signed with another key
     ├── BackupError                 carries .phase
     ├── RestoreError                carries .phase
     │   ├── WalGapError             archived WAL incomplete; .segment names the gap
-    │   └── RecoveryTargetNotReached  WAL ended before the recovery target
-    └── VerificationFailed          carries .checks
+    │   ├── RecoveryTargetNotReached  WAL ended before the recovery target
+    │   └── TimelineError           the recovery's timeline is not in the archive's history
+    ├── VerificationFailed          carries .checks
+    └── RetentionRefused            a deletion that retention rules forbid (newest, locked)
 
 Messages say what failed, where, and what to do next. They never contain secrets: callers
 pass text through :func:`harness.redact.redact` before it reaches an exception.
@@ -195,6 +198,10 @@ class GlobalsError(ManifestError):
     """A backup set's roles snapshot is malformed or holds something a restore must not run."""
 
 
+class KvExportError(ManifestError):
+    """A key-value export (JSON Lines) is malformed, truncated, or altered after writing."""
+
+
 class SignatureError(ManifestError):
     """A manifest's signature is missing or does not match the configured signing key."""
 
@@ -231,3 +238,15 @@ class WalGapError(RestoreError):
 
 class RecoveryTargetNotReached(RestoreError):
     """Recovery ran out of WAL before the requested target (a target after the archive)."""
+
+
+class TimelineError(RestoreError):
+    """The timeline a recovery needs is missing from the archive or not a descendant of it."""
+
+    def __init__(self, message: str, *, timeline: int, phase: str = "timeline") -> None:
+        self.timeline = timeline
+        super().__init__(message, phase=phase)
+
+
+class RetentionRefused(DrillError):
+    """A retention run was asked to delete what it must keep (a newest set, a locked object)."""
