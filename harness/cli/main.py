@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psycopg
 
-from harness.cli import pitr, sets, verify
+from harness.cli import cloudflare, kv, objects, pitr, repo, retention, sets, verify
 from harness.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, config_from
 from harness.config import OPTIONS_BY_NAME
 from harness.errors import (
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     sets.add_commands(sub)
     verify.add_commands(sub)
     pitr.add_commands(sub)
+    cloudflare.add_commands(sub)
+    for store_commands in (objects, kv, repo, retention):
+        store_commands.add_commands(sub)
     return parser
 
 
