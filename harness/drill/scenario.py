@@ -162,7 +162,8 @@ def verify_in_place(
 ) -> None:
     """After an in-place repair: everything equals the pre-disaster state."""
     with run.phase("verify"):
-        run.add(compare(before, take_fingerprint(app), ignore=("_drill_kept_",)).checks)
+        after = take_fingerprint(app)
+        run.record_comparison(before, after, compare(before, after, ignore=("_drill_kept_",)))
         run.add([behaviour_check(rls_before, rls_behaviour(app))])
         run.add(invariants(app))
         run.verified()
@@ -179,7 +180,8 @@ def verify_replacement(
     with run.phase("verify"):
         run.add(restore_checks)
         if backup.fingerprint is not None:
-            run.add(compare(backup.fingerprint, take_fingerprint(new)).checks)
+            after = take_fingerprint(new)
+            run.record_comparison(backup.fingerprint, after, compare(backup.fingerprint, after))
         run.add([behaviour_check(rls_before, rls_behaviour(new))])
         run.add(invariants(new))
         run.verified()
