@@ -30,16 +30,13 @@ from typing import Any
 
 from harness.errors import ConfigError, ManifestError
 from harness.objects.manifest import (
-    ObjectEntry,
     ObjectManifest,
     list_set_ids,
     new_set_id,
     read_object_manifest,
-    stored_key,
-    write_object_manifest,
 )
+from harness.objects.single import publish_file_set
 from harness.storage.base import ObjectStore
-from harness.storage.digest import sha256_file
 from harness.verify.checks import CheckResult
 
 INVENTORY = "inventory.json"
@@ -195,24 +192,18 @@ def backup_inventory(
     set_id = new_set_id(now, set(list_set_ids(backup, kind)))
     path = workdir / INVENTORY
     path.write_text(inventory.to_json(), encoding="utf-8")
-    backup.put_file(stored_key(kind, set_id, INVENTORY), path)
-    manifest = ObjectManifest(
+    manifest, _ = publish_file_set(
+        backup,
+        path,
         kind=kind,
         set_id=set_id,
-        created_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+        key=INVENTORY,
+        now=now,
         source=", ".join(sorted(set(inventory.names.values())))[:1000] or "empty",
-        entries=(
-            ObjectEntry(
-                key=INVENTORY,
-                size=path.stat().st_size,
-                sha256=sha256_file(path),
-                stored_in=set_id,
-                content_type="application/json",
-            ),
-        ),
+        content_type="application/json",
         extra={"names": len(inventory.names)},
+        signing_key=signing_key,
     )
-    write_object_manifest(backup, manifest, signing_key=signing_key)
     return manifest
 
 

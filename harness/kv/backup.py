@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from harness.errors import ConfigError, KvExportError, RestoreError
+from harness.errors import KvExportError, RestoreError
 from harness.kv.base import (
     ExportReader,
     ExportSummary,
@@ -30,17 +30,12 @@ from harness.kv.base import (
     write_export,
 )
 from harness.objects.manifest import (
-    ObjectEntry,
     ObjectManifest,
-    list_set_ids,
-    new_set_id,
     read_object_manifest,
     require_kind,
-    require_set_id,
-    stored_key,
-    write_object_manifest,
 )
 from harness.objects.restore import BucketComparison
+from harness.objects.single import choose_set_id, publish_file_set
 from harness.storage.base import ObjectStore
 from harness.storage.digest import sha256_file
 
@@ -121,33 +116,22 @@ def backup_kv(
     started = time.monotonic()
     now = now or datetime.now(UTC)
     require_kind(kind)
-    existing = set(list_set_ids(backup, kind))
-    if set_id is None:
-        set_id = new_set_id(now, existing)
-    elif require_set_id(set_id) in existing:
-        raise ConfigError(f"the set {kind}/{set_id} exists already; choose another id")
+    set_id = choose_set_id(backup, kind, set_id, now)
     path = workdir / EXPORT
     summary = export_store(store, path, now=now)
-    backup.put_file(stored_key(kind, set_id, EXPORT), path, lock_until=lock_until)
-    manifest = ObjectManifest(
+    manifest, key = publish_file_set(
+        backup,
+        path,
         kind=kind,
         set_id=set_id,
-        created_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+        key=EXPORT,
+        now=now,
         source=store.location,
-        entries=(
-            ObjectEntry(
-                key=EXPORT,
-                size=path.stat().st_size,
-                sha256=sha256_file(path),
-                stored_in=set_id,
-                content_type="application/jsonl",
-            ),
-        ),
-        lock_mode="COMPLIANCE" if lock_until else None,
-        lock_until=lock_until.astimezone(UTC).isoformat(timespec="seconds") if lock_until else None,
+        content_type="application/jsonl",
         extra={"entries": summary.entries, "export_sha256": summary.sha256},
+        signing_key=signing_key,
+        lock_until=lock_until,
     )
-    key = write_object_manifest(backup, manifest, signing_key=signing_key, lock_until=lock_until)
     return KvBackupResult(manifest, key, summary, time.monotonic() - started)
 
 

@@ -24,15 +24,10 @@ from urllib.parse import urlsplit
 
 from harness.errors import ConfigError, ManifestError
 from harness.objects.manifest import (
-    ObjectEntry,
     ObjectManifest,
-    list_set_ids,
-    new_set_id,
     read_object_manifest,
-    require_set_id,
-    stored_key,
-    write_object_manifest,
 )
+from harness.objects.single import choose_set_id, publish_file_set
 from harness.proc import run
 from harness.redact import register_secret
 from harness.storage.base import ObjectStore
@@ -114,11 +109,7 @@ def backup_repo(
     started = time.monotonic()
     now = now or datetime.now(UTC)
     require_clean_url(url)
-    existing = set(list_set_ids(backup, kind))
-    if set_id is None:
-        set_id = new_set_id(now, existing)
-    elif require_set_id(set_id) in existing:
-        raise ConfigError(f"the set {kind}/{set_id} exists already; choose another id")
+    set_id = choose_set_id(backup, kind, set_id, now)
     mirror = workdir / MIRROR
     shutil.rmtree(mirror, ignore_errors=True)
     run(
@@ -128,26 +119,19 @@ def backup_repo(
     archive = workdir / ARCHIVE
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(mirror, arcname=MIRROR)
-    backup.put_file(stored_key(kind, set_id, ARCHIVE), archive, lock_until=lock_until)
-    manifest = ObjectManifest(
+    manifest, key = publish_file_set(
+        backup,
+        archive,
         kind=kind,
         set_id=set_id,
-        created_at=now.astimezone(UTC).isoformat(timespec="seconds"),
+        key=ARCHIVE,
+        now=now,
         source=url,
-        entries=(
-            ObjectEntry(
-                key=ARCHIVE,
-                size=archive.stat().st_size,
-                sha256=sha256_file(archive),
-                stored_in=set_id,
-                content_type="application/gzip",
-            ),
-        ),
-        lock_mode="COMPLIANCE" if lock_until else None,
-        lock_until=lock_until.astimezone(UTC).isoformat(timespec="seconds") if lock_until else None,
+        content_type="application/gzip",
         extra={"refs": refs},
+        signing_key=signing_key,
+        lock_until=lock_until,
     )
-    key = write_object_manifest(backup, manifest, signing_key=signing_key, lock_until=lock_until)
     return RepoBackupResult(manifest, key, refs, time.monotonic() - started)
 
 
