@@ -8,7 +8,7 @@ precondition is decided on that plan before any work: a non-empty database witho
 replacing an existing database or changing roles that already exist. The dry run stops there.
 
 The database is then restored under a temporary name: roles converged (exactly the planned
-changes), ``pg_restore`` run section by section (pre-data, data, post-data, with ``--jobs``),
+changes), ``pg_restore`` run for pre-data, then for data and post-data together (with ``--jobs``),
 row counts and sequence values compared with the manifest. Only a restore that passed all of
 that is put in place: an existing database is first renamed aside, the new one renamed into
 its name, and only then is the old one dropped (a failed rename puts the old one back). A
@@ -48,7 +48,7 @@ from harness.sets.swap import (
     swap_into_place,
 )
 from harness.verify.checks import CheckResult, failures, render
-from harness.verify.compare import Fingerprint, compare, take_fingerprint
+from harness.verify.compare import Fingerprint, compare, counted_rows, take_fingerprint
 
 log = get_logger(__name__)
 
@@ -134,24 +134,32 @@ def restore_set(
         say("step roles: converging roles, attributes, memberships and settings")
         applied = apply_roles(server, snapshot, plan.role_changes)
         dump = checked.root / manifest.dump_path()
-        for section, label in (
-            ("pre-data", "extensions, types, schema, views, functions"),
-            ("data", "table data and sequence values"),
-            ("post-data", "indexes, constraints, triggers, RLS, grants"),
+        # Pre-data alone, so that a schema that does not take fails as such; data and
+        # post-data in one run, so that with --jobs a table's indexes are built while other
+        # tables still load.
+        for sections, label in (
+            (("pre-data",), "extensions, types, schema, views, functions"),
+            (
+                ("data", "post-data"),
+                "table data, sequence values, indexes, constraints, triggers, RLS, grants",
+            ),
         ):
-            phase = section
-            say(f"step {section}: {label}")
-            _pg_restore(tools, staged, dump, section=section, jobs=jobs)
+            phase = " and ".join(sections)
+            say(f"step {phase}: {label}")
+            _pg_restore(tools, staged, dump, sections=sections, jobs=jobs)
         # Owner, settings, grants and comment belong to the database's oid: applied now,
         # they survive the rename and are part of what is verified.
         phase = "database settings"
         actions = apply_database_settings(staged, snapshot, scratch)
         phase = "verify"
-        say("verifying row counts and sequence values against the manifest")
-        results = verify_against_manifest(staged, manifest)
+        fingerprinted: tuple[CheckResult, ...] = ()
+        counted: Fingerprint | None = None
         if "fingerprint" in {a.kind for a in manifest.artifacts}:
             say("verifying data and catalog against the backup's fingerprint")
-            results += _verify_fingerprint(checked.root, manifest, staged)
+            fingerprinted, counted = _verify_fingerprint(checked.root, manifest, staged)
+        say("verifying row counts and sequence values against the manifest")
+        # Nobody else writes to the scratch database: the fingerprint's counts still hold.
+        results = verify_against_manifest(staged, manifest, counted=counted) + fingerprinted
         bad = failures(results)
         if bad:
             raise VerificationFailed(
@@ -210,26 +218,27 @@ def _restore_tools(manifest: Manifest, target: PgTarget) -> PgBinaries:
 
 
 def _pg_restore(
-    tools: PgBinaries, staged: PgTarget, dump: Path, *, section: str, jobs: int
+    tools: PgBinaries, staged: PgTarget, dump: Path, *, sections: tuple[str, ...], jobs: int
 ) -> None:
     argv: list[str | Path] = [
         tools.tool("pg_restore"),
         "--exit-on-error",
         "--no-password",
-        f"--section={section}",
+        *(f"--section={section}" for section in sections),
         f"--dbname={staged.dbname}",
     ]
-    if section != "pre-data" and jobs > 1:
+    if sections != ("pre-data",) and jobs > 1:
         argv.append(f"--jobs={jobs}")
     try:
         run([*argv, dump], timeout=RESTORE_TIMEOUT, env=staged.libpq_env())
     except DrillError as exc:
-        raise RestoreError(str(exc), phase=section) from exc
+        raise RestoreError(str(exc), phase=" and ".join(sections)) from exc
 
 
 def _verify_fingerprint(
     root: Path, manifest: Manifest, staged: PgTarget
-) -> tuple[CheckResult, ...]:
+) -> tuple[tuple[CheckResult, ...], Fingerprint]:
+    """The restored database compared with the set's fingerprint, and its own fingerprint."""
     expected = Fingerprint.from_json((root / manifest.artifact("fingerprint").path).read_text())
     # Digests computed the way the set's fingerprint computed them (older sets, older hash).
     actual = take_fingerprint(staged, like=expected)
@@ -246,21 +255,33 @@ def _verify_fingerprint(
                 f"this server runs {actual.server_version} (definitions deparse differently)",
             ),
         )
-    return checks
+    return checks, actual
 
 
-def verify_against_manifest(target: PgTarget, manifest: Manifest) -> tuple[CheckResult, ...]:
+def verify_against_manifest(
+    target: PgTarget, manifest: Manifest, *, counted: Fingerprint | None = None
+) -> tuple[CheckResult, ...]:
     """Compare exact row counts and sequence positions of ``target`` with the manifest.
 
     A sequence that serves a column (serial or identity) must also be ahead of the keys the
     column holds: otherwise the restored application's next insert collides.
+
+    Args:
+        target: the restored database.
+        manifest: the set's manifest.
+        counted: a fingerprint of ``target`` as it is now: the tables it counted exactly are
+            not counted again.
+
     """
     results = []
     with connect(target) as conn:
         conn.execute("SET row_security = off")
+        known = counted_rows(conn, counted) if counted is not None else {}
         wrong = []
         for t in manifest.tables:
-            have = count_in(conn, sql.Identifier(t.schema, t.name))
+            have = known.get((t.schema, t.name))
+            if have is None:
+                have = count_in(conn, sql.Identifier(t.schema, t.name))
             if have != t.rows:
                 wrong.append(f"{t.qualified}: {have} rows, backup had {t.rows}")
         results.append(

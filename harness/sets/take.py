@@ -35,7 +35,7 @@ from harness.sets.location import Location
 from harness.sets.manifest import Manifest, SequenceState, TableRows, describe_artifacts
 from harness.sets.publish import discard, publish
 from harness.verify.catalog import CatalogFingerprint
-from harness.verify.compare import Fingerprint, read_fingerprint
+from harness.verify.compare import Fingerprint, counted_rows, read_fingerprint
 
 log = get_logger(__name__)
 
@@ -269,13 +269,6 @@ def _refuse_rls_blockers(conn: Connection[Any]) -> None:
         )
 
 
-# Tables with inheritance children: their count includes the children's rows.
-_PARENTS = """
-SELECT DISTINCT n.nspname, c.relname FROM pg_inherits i
-JOIN pg_class c ON c.oid = i.inhparent JOIN pg_namespace n ON n.oid = c.relnamespace
-"""
-
-
 def _contents(
     conn: Connection[Any], fingerprint: Fingerprint | None
 ) -> tuple[tuple[TableRows, ...], tuple[SequenceState, ...]]:
@@ -283,14 +276,7 @@ def _contents(
     conn.execute("SET LOCAL row_security = off")
     # The fingerprint, read in this snapshot, already counted each table's own rows: for a
     # table without inheritance children that is its count, and a second scan is saved.
-    known: dict[tuple[str, str], int] = {}
-    if fingerprint is not None:
-        parents = {(str(s), str(n)) for s, n in conn.execute(_PARENTS).fetchall()}
-        known = {
-            (t.schema, t.name): t.rows
-            for t in fingerprint.data.tables
-            if t.populated and t.rows >= 0 and (t.schema, t.name) not in parents
-        }
+    known = counted_rows(conn, fingerprint) if fingerprint is not None else {}
     tables = []
     for schema, name in user_relations(conn, "r"):
         rows = known.get((schema, name))

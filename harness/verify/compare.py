@@ -91,6 +91,28 @@ class Fingerprint:
             raise ManifestError(f"not a fingerprint document: {exc}") from exc
 
 
+# Tables with inheritance children: a plain count(*) includes the children's rows.
+_PARENTS = """
+SELECT DISTINCT n.nspname, c.relname FROM pg_inherits i
+JOIN pg_class c ON c.oid = i.inhparent JOIN pg_namespace n ON n.oid = c.relnamespace
+"""
+
+
+def counted_rows(conn: Connection[Any], fingerprint: Fingerprint) -> dict[tuple[str, str], int]:
+    """``(schema, name) -> count(*)`` of the tables whose count ``fingerprint`` already holds.
+
+    A fingerprint counts each table's own rows (``ONLY``): for a table without inheritance
+    children that is its ``count(*)``, and a second scan of it is saved. ``conn`` must see
+    the same data the fingerprint read (its snapshot, or a database nobody writes to).
+    """
+    parents = {(str(s), str(n)) for s, n in conn.execute(_PARENTS).fetchall()}
+    return {
+        (t.schema, t.name): t.rows
+        for t in fingerprint.data.tables
+        if t.populated and t.rows >= 0 and (t.schema, t.name) not in parents
+    }
+
+
 def take_fingerprint(target: PgTarget, *, like: Fingerprint | None = None) -> Fingerprint:
     """Fingerprint ``target``'s database (data and catalog) in one snapshot.
 
