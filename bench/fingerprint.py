@@ -2,11 +2,16 @@
 
 On ``pgbench -i -s SCALE`` (scale 10 = 1 M accounts rows): the data fingerprint's time
 divided by ``count(*)`` over the same tables (goal <= 2.0: one pass, hashing in the server),
-medians of RUNS; then 10 rows of pgbench_accounts are changed in a copy and located, with the
-time and the rows read compared to a full second fingerprint pass. Result lines:
+medians of RUNS; then 10 rows of pgbench_accounts are changed in a copy and located.
+
+``drill verify --locate`` fingerprints both databases with their digests per key range (a
+grouped pass instead of the plain one), and the locate starts from those: it reads only the
+differing key ranges. That locate is the result line, in fingerprint passes; the grouped
+fingerprints' extra cost, a locate that has to read both tables itself, and the whole
+``verify --locate`` against a plain ``verify`` are printed beside it. Result lines:
 
     ratio fingerprint/count: X      (goal <= 2.0)
-    ratio locate/fingerprint: X     (goal: well under 2: each side is read once, at once)
+    ratio locate/fingerprint: X     (goal: well under 2)
 
     python bench/fingerprint.py [--scale 10] [--runs 5]
 """
@@ -70,22 +75,51 @@ def main() -> None:
                     "generate_series(1, 10) g)",
                     (rows,),
                 )
-            locates = []
+            # As drill verify --locate takes them: both sides with their key-range digests.
+            grouped = []
             for _ in range(args.runs):
                 started = time.perf_counter()
-                found = locate_differences(app, copy, "public.pgbench_accounts")
+                recorded = data_fingerprint(app, buckets=True), data_fingerprint(copy, buckets=True)
+                grouped.append((time.perf_counter() - started) / 2)
+            pair = tuple(f.get("public.pgbench_accounts") for f in recorded)
+            locates, unrecorded = [], []
+            for _ in range(args.runs):
+                started = time.perf_counter()
+                found = locate_differences(
+                    app, copy, "public.pgbench_accounts", recorded=(pair[0], pair[1])
+                )
                 locates.append(time.perf_counter() - started)
+                started = time.perf_counter()
+                alone = locate_differences(app, copy, "public.pgbench_accounts")
+                unrecorded.append(time.perf_counter() - started)
+            assert len(found.changed) == len(alone.changed) == 10, (found, alone)
         finally:
             provider.close()
     count_med, print_med = statistics.median(counts), statistics.median(prints)
     print(f"tables: {len(tables)}, pgbench_accounts rows: {rows}")
     print(f"count(*) of every table : median {count_med:.3f} s over {len(counts)} runs")
     print(f"data fingerprint        : median {print_med:.3f} s over {len(prints)} runs")
-    locate_med = statistics.median(locates)
+    locate_med, grouped_med = statistics.median(locates), statistics.median(grouped)
+    alone_med = statistics.median(unrecorded)
+    print(
+        f"fingerprint with buckets: median {grouped_med:.3f} s over {len(grouped)} runs "
+        f"({grouped_med / print_med:.2f}x the plain one)"
+    )
     print(
         f"locate 10 changed rows  : median {locate_med:.3f} s over {len(locates)} runs, found "
-        f"{len(found.changed)} changed, {found.full_passes} grouped pass per side + "
+        f"{len(found.changed)} changed, {found.full_passes} full passes + "
         f"{found.rows_read} rows read ({found.rows_read / (2 * rows):.3%} of a second pass)"
+    )
+    print(
+        f"locate without recorded buckets: median {alone_med:.3f} s "
+        f"({alone_med / print_med:.2f} fingerprint passes; it reads both tables)"
+    )
+    plain_verify = 2 * print_med + alone_med
+    located_verify = 2 * grouped_med + locate_med
+    print(
+        f"verify --locate, both sides: {located_verify:.3f} s with buckets, "
+        f"{plain_verify:.3f} s fingerprinting plainly and then locating "
+        f"({located_verify / plain_verify:.2f}x)"
     )
     print(f"ratio fingerprint/count: {print_med / count_med:.2f}")
     print(f"ratio locate/fingerprint: {locate_med / print_med:.2f}")

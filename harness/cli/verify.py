@@ -75,8 +75,13 @@ def _verify(args: argparse.Namespace) -> int:
         if not dsn:
             raise ConfigError("no reference database: pass --against-dsn or set DRILL_AGAINST_DSN")
         reference_target = PgTarget.from_dsn(dsn)
-        expected = take_fingerprint(reference_target)
-    comparison = compare(expected, take_fingerprint(db, like=expected), tables=tables)
+        # With --locate, both fingerprints keep their digests per key range: the locate
+        # then reads only the differing ranges, not every table twice more.
+        expected = take_fingerprint(reference_target, buckets=args.locate)
+    actual = take_fingerprint(
+        db, like=expected, buckets=args.locate and reference_target is not None
+    )
+    comparison = compare(expected, actual, tables=tables)
     checks = list(comparison.checks)
     diff = comparison.diff
     if args.rls and reference_target is not None:
@@ -97,8 +102,10 @@ def _verify(args: argparse.Namespace) -> int:
         for check in checks:
             if check.name.startswith("data ") and not check.ok and check.critical:
                 table = check.name.removeprefix("data ")
-                if expected.data.get(table) is not None:
-                    print(locate_differences(reference_target, db, table).render())
+                recorded = (expected.data.get(table), actual.data.get(table))
+                if recorded[0] is not None:
+                    found = locate_differences(reference_target, db, table, recorded=recorded)
+                    print(found.render())
     failed = [c for c in checks if c.critical and not c.ok]
     print("equal" if not failed else f"DIFFERENT: {len(failed)} checks failed")
     return EXIT_OK if not failed else EXIT_FAILED

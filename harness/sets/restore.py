@@ -8,7 +8,7 @@ precondition is decided on that plan before any work: a non-empty database witho
 replacing an existing database or changing roles that already exist. The dry run stops there.
 
 The database is then restored under a temporary name: roles converged (exactly the planned
-changes), ``pg_restore`` run for pre-data, then for data and post-data together (with ``--jobs``),
+changes), one ``pg_restore`` run (with ``--jobs``),
 row counts and sequence values compared with the manifest. Only a restore that passed all of
 that is put in place: an existing database is first renamed aside, the new one renamed into
 its name, and only then is the old one dropped (a failed rename puts the old one back). A
@@ -134,19 +134,15 @@ def restore_set(
         say("step roles: converging roles, attributes, memberships and settings")
         applied = apply_roles(server, snapshot, plan.role_changes)
         dump = checked.root / manifest.dump_path()
-        # Pre-data alone, so that a schema that does not take fails as such; data and
-        # post-data in one run, so that with --jobs a table's indexes are built while other
-        # tables still load.
-        for sections, label in (
-            (("pre-data",), "extensions, types, schema, views, functions"),
-            (
-                ("data", "post-data"),
-                "table data, sequence values, indexes, constraints, triggers, RLS, grants",
-            ),
-        ):
-            phase = " and ".join(sections)
-            say(f"step {phase}: {label}")
-            _pg_restore(tools, staged, dump, sections=sections, jobs=jobs)
+        # One pg_restore for every section, as one would run it by hand: with --jobs, a
+        # table's indexes build while other tables still load. Its errors name the entry
+        # that failed (and so whether it was the schema, the data or an index).
+        phase = "pg_restore"
+        say(
+            "step pg_restore: schema, table data, sequence values, indexes, constraints, "
+            "triggers, RLS, grants"
+        )
+        _pg_restore(tools, staged, dump, jobs=jobs)
         # Owner, settings, grants and comment belong to the database's oid: applied now,
         # they survive the rename and are part of what is verified.
         phase = "database settings"
@@ -217,22 +213,19 @@ def _restore_tools(manifest: Manifest, target: PgTarget) -> PgBinaries:
         return tools
 
 
-def _pg_restore(
-    tools: PgBinaries, staged: PgTarget, dump: Path, *, sections: tuple[str, ...], jobs: int
-) -> None:
+def _pg_restore(tools: PgBinaries, staged: PgTarget, dump: Path, *, jobs: int) -> None:
     argv: list[str | Path] = [
         tools.tool("pg_restore"),
         "--exit-on-error",
         "--no-password",
-        *(f"--section={section}" for section in sections),
         f"--dbname={staged.dbname}",
     ]
-    if sections != ("pre-data",) and jobs > 1:
+    if jobs > 1:
         argv.append(f"--jobs={jobs}")
     try:
         run([*argv, dump], timeout=RESTORE_TIMEOUT, env=staged.libpq_env())
     except DrillError as exc:
-        raise RestoreError(str(exc), phase=" and ".join(sections)) from exc
+        raise RestoreError(str(exc), phase="pg_restore") from exc
 
 
 def _verify_fingerprint(

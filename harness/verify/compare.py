@@ -41,8 +41,11 @@ class Fingerprint:
     format: int = FORMAT  # of the document it was read from
 
     def to_json(self) -> str:
-        """Serialise (stable order)."""
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        """Serialise (stable order); digests per key range stay out (see ``TableDigest``)."""
+        body = asdict(self)
+        for table in body["data"]["tables"]:
+            del table["buckets"]
+        return json.dumps(body, indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Self:
@@ -113,7 +116,9 @@ def counted_rows(conn: Connection[Any], fingerprint: Fingerprint) -> dict[tuple[
     }
 
 
-def take_fingerprint(target: PgTarget, *, like: Fingerprint | None = None) -> Fingerprint:
+def take_fingerprint(
+    target: PgTarget, *, like: Fingerprint | None = None, buckets: bool = False
+) -> Fingerprint:
     """Fingerprint ``target``'s database (data and catalog) in one snapshot.
 
     Args:
@@ -121,13 +126,19 @@ def take_fingerprint(target: PgTarget, *, like: Fingerprint | None = None) -> Fi
         like: the reference this fingerprint will be compared with: its data digests are
             computed the same way (a reference taken by an older version of the harness
             used an older row hash).
+        buckets: keep large tables' digests per key range too, for a locate of differing
+            rows that follows (:func:`harness.verify.data.read_data_fingerprint`).
 
     """
     version = like.data.row_hash if like is not None else ROW_HASH
-    return in_snapshot(target, lambda conn: _read_both_at_once(conn, target, version))
+    return in_snapshot(
+        target, lambda conn: _read_both_at_once(conn, target, version, buckets=buckets)
+    )
 
 
-def _read_both_at_once(conn: Connection[Any], target: PgTarget, version: int) -> Fingerprint:
+def _read_both_at_once(
+    conn: Connection[Any], target: PgTarget, version: int, *, buckets: bool
+) -> Fingerprint:
     """The catalog on ``conn`` while a second connection reads the data, in one snapshot.
 
     The data is one long pass per table in the server; the catalog is dozens of short
@@ -137,9 +148,9 @@ def _read_both_at_once(conn: Connection[Any], target: PgTarget, version: int) ->
     fix_settings(conn)
     snapshot = export_snapshot(conn)
     if snapshot is None:
-        return read_fingerprint(conn, version=version)
+        return read_fingerprint(conn, version=version, buckets=buckets)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint-data") as pool:
-        data = pool.submit(_data_in, target, snapshot, version)
+        data = pool.submit(_data_in, target, snapshot, version, buckets=buckets)
         row = conn.execute("SHOW server_version").fetchone()
         catalog = read_catalog_fingerprint(conn)
         return Fingerprint(
@@ -149,23 +160,28 @@ def _read_both_at_once(conn: Connection[Any], target: PgTarget, version: int) ->
         )
 
 
-def _data_in(target: PgTarget, snapshot: str, version: int) -> DataFingerprint:
-    return in_shared_snapshot(target, snapshot, lambda c: read_data_fingerprint(c, version=version))
+def _data_in(target: PgTarget, snapshot: str, version: int, *, buckets: bool) -> DataFingerprint:
+    return in_shared_snapshot(
+        target, snapshot, lambda c: read_data_fingerprint(c, version=version, buckets=buckets)
+    )
 
 
-def read_fingerprint(conn: Connection[Any], *, version: int = ROW_HASH) -> Fingerprint:
+def read_fingerprint(
+    conn: Connection[Any], *, version: int = ROW_HASH, buckets: bool = False
+) -> Fingerprint:
     """Fingerprint on an open connection, inside the caller's transaction and snapshot.
 
     Args:
         conn: an open connection.
         version: the row hash version of the data digests.
+        buckets: keep large tables' digests per key range too (see :func:`take_fingerprint`).
 
     """
     fix_settings(conn)
     row = conn.execute("SHOW server_version").fetchone()
     return Fingerprint(
         server_version=str(row[0]).split()[0] if row else "unknown",
-        data=read_data_fingerprint(conn, version=version),
+        data=read_data_fingerprint(conn, version=version, buckets=buckets),
         catalog=read_catalog_fingerprint(conn),
     )
 

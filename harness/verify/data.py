@@ -32,13 +32,20 @@ are counted and hashed by content, in chunks, apart from the tables.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import psycopg
 from psycopg import Connection, errors, sql
 
 from harness.config import PgTarget
+from harness.verify.buckets import (
+    SMALL,
+    TableBuckets,
+    bucket_digests,
+    choose_bucketing,
+    plan_for_grouping,
+)
 from harness.verify.rowhash import (
     COLUMNS_OF,
     ROW_HASH,
@@ -97,7 +104,8 @@ WHERE i.indrelid = {rel} AND i.indisprimary ORDER BY array_position(i.indkey::in
 _RELATION_DETAILS = f"""
 SELECT n.nspname, c.relname, c.relispopulated,
   ARRAY(SELECT a.attname::text {_KEY_OF.format(rel="c.oid")}),
-  ARRAY(SELECT ARRAY[a.attname::text, {TYPNAME}] {COLUMNS_OF.format(rel="c.oid")})
+  ARRAY(SELECT ARRAY[a.attname::text, {TYPNAME}] {COLUMNS_OF.format(rel="c.oid")}),
+  c.reltuples
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace {_DATA_FILTER} ORDER BY 1, 2
 """  # noqa: S608 - built from this module's constants only
 
@@ -138,6 +146,9 @@ class TableDigest:
     digest: str
     key: tuple[str, ...]  # primary-key columns, empty when the table has none
     populated: bool = True
+    # Per key range, when the fingerprint was taken with buckets (held in memory only: a
+    # fingerprint document does not carry them, and equal digests do not depend on them).
+    buckets: TableBuckets | None = field(default=None, compare=False, repr=False)
 
     @property
     def qualified(self) -> str:
@@ -245,15 +256,21 @@ def _guarded(
     return (int(row[0]), str(row[1])) if row else (0, "0")
 
 
-def data_fingerprint(target: PgTarget, *, version: int = ROW_HASH) -> DataFingerprint:
+def data_fingerprint(
+    target: PgTarget, *, version: int = ROW_HASH, buckets: bool = False
+) -> DataFingerprint:
     """Digest every user table of ``target``'s database, in one snapshot.
 
     Args:
         target: the database.
         version: the row hash version (:data:`ROW_HASHES`).
+        buckets: also keep each large keyed table's digests per key range (see
+            :func:`read_data_fingerprint`).
 
     """
-    return in_snapshot(target, lambda conn: read_data_fingerprint(conn, version=version))
+    return in_snapshot(
+        target, lambda conn: read_data_fingerprint(conn, version=version, buckets=buckets)
+    )
 
 
 def data_relations(conn: Connection[Any]) -> list[tuple[str, str, bool]]:
@@ -261,7 +278,9 @@ def data_relations(conn: Connection[Any]) -> list[tuple[str, str, bool]]:
     return [(str(s), str(n), bool(p)) for s, n, p in conn.execute(_DATA_RELATIONS).fetchall()]
 
 
-def read_data_fingerprint(conn: Connection[Any], *, version: int = ROW_HASH) -> DataFingerprint:
+def read_data_fingerprint(
+    conn: Connection[Any], *, version: int = ROW_HASH, buckets: bool = False
+) -> DataFingerprint:
     """Digest every user table on an open connection (settings fixed by the caller).
 
     Tables are digested a batch per query (one round trip and one plan for many small
@@ -271,21 +290,60 @@ def read_data_fingerprint(conn: Connection[Any], *, version: int = ROW_HASH) -> 
     Args:
         conn: an open connection, in the caller's snapshot.
         version: the row hash version (:data:`ROW_HASHES`).
+        buckets: digest each keyed table of more than :data:`SMALL` rows per key range
+            instead (a grouped pass, dearer than the plain one; the table's digest is the
+            same), so that a locate of its differing rows needs no second full pass.
 
     """
     planned: list[tuple[str, str, tuple[str, ...], sql.Composed | None]] = []
-    for schema, name, populated, key, columns in conn.execute(_RELATION_DETAILS).fetchall():
+    bucketed: dict[int, TableDigest] = {}  # position in the list -> its digest
+    for schema, name, populated, key, columns, estimate in conn.execute(
+        _RELATION_DETAILS
+    ).fetchall():
         h = None
         if populated:
             h = hash_expression([(str(c), t) for c, t in columns], version=version)
-        planned.append((str(schema), str(name), tuple(map(str, key)), h))
+        table = (str(schema), str(name), tuple(map(str, key)), h)
+        if buckets and h is not None and key and float(estimate) > SMALL:
+            bucketed[len(planned) + len(bucketed)] = _bucketed_digest(conn, *table[:3], h)
+        else:
+            planned.append(table)
     tables: list[TableDigest] = []
     for start in range(0, len(planned), _BATCH):
         batch = planned[start : start + _BATCH]
         tables += _batch_digests(conn, batch) or [_digest(conn, *table) for table in batch]
+    for position, digest in sorted(bucketed.items()):  # back in catalog order
+        tables.insert(position, digest)
     return DataFingerprint(
         tables=tuple(tables), large_objects=large_objects_digest(conn), row_hash=version
     )
+
+
+def _bucketed_digest(
+    conn: Connection[Any], schema: str, name: str, key: tuple[str, ...], h: sql.Composed
+) -> TableDigest:
+    """One table's digest from its digests per key range (the plain one if it cannot be)."""
+    bucketing, digests = None, None
+    conn.execute("SAVEPOINT drill_digest")
+    try:
+        plan_for_grouping(conn)
+        bucketing = choose_bucketing(conn, schema, name, key[0])
+        if bucketing is not None:
+            digests = bucket_digests(conn, sql.Identifier(schema, name), h, bucketing)
+    except _UNREADABLE:
+        digests = None
+    # Only read here: rolling back undoes the planner settings alone.
+    conn.execute("ROLLBACK TO SAVEPOINT drill_digest")
+    if bucketing is None or digests is None:
+        return _digest(conn, schema, name, key, h)
+    plain = TableDigest(
+        schema,
+        name,
+        rows=sum(n for n, _ in digests.values()),
+        digest=str(sum(int(d) for _, d in digests.values())),
+        key=key,
+    )
+    return replace(plain, buckets=TableBuckets(bucketing, digests))
 
 
 def _batch_digests(

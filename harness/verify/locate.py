@@ -1,11 +1,11 @@
 """Find the rows behind a differing table digest, without a second full hashing pass.
 
-With a primary key, both sides are bucketed by key ranges (equal widths between the
-reference's smallest and largest integer key, or boundaries taken from a small page sample
-of the reference, ``TABLESAMPLE SYSTEM``) and aggregated per bucket in one grouped pass
-each, both sides at once. The buckets whose count or digest differ are narrowed with the
-same hash (integer keys: split again and aggregated over their key ranges only, until few
-rows are left), then read row by row (primary-key range scans) and compared key by key.
+With a primary key, both sides are bucketed by key ranges (:mod:`harness.verify.buckets`)
+and aggregated per bucket in one grouped pass each, both sides at once; fingerprints taken
+with their buckets (``buckets=True``) already hold that pass, and then no table is read in
+full again. The buckets whose count or digest differ are narrowed with the same hash
+(integer keys: split again and aggregated over their key ranges only, until few rows are
+left), then read row by row (primary-key range scans) and compared key by key.
 Without a primary key, rows are compared as a multiset of row hashes, and the differing
 rows are shown by content. Like the digests, every read is of the table's own rows
 (``ONLY``), never of its inheritance children.
@@ -13,6 +13,7 @@ rows are shown by content. Like the digests, every read is of the table's own ro
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -22,13 +23,20 @@ from psycopg import Connection, sql
 
 from harness.config import PgTarget
 from harness.pg.sql import connect
-from harness.verify.data import primary_key, row_hash
+from harness.verify.buckets import (
+    SMALL,
+    Bucketing,
+    Digests,
+    bucket_digests,
+    choose_bucketing,
+    plan_for_grouping,
+)
+from harness.verify.data import TableDigest, primary_key, row_hash
 from harness.verify.session import fix_settings
 
-SMALL = 5000  # tables up to this many rows are compared row by row directly
-BUCKETS = 4096  # key ranges of the one full pass over each side
-NARROW = 2000  # differing buckets holding more rows than this are split again ...
-SPLIT = 64  # ... into this many narrower ranges each
+__all__ = ["SMALL", "RowDifferences", "locate_differences"]
+
+NARROW = 2000  # differing buckets holding more rows than this are split again
 
 
 @dataclass(frozen=True)
@@ -41,7 +49,7 @@ class RowDifferences:
     extra: tuple[str, ...]  # present now, absent in the reference
     changed: tuple[str, ...]  # same key, different content
     rows_read: int  # rows hashed on both sides to find them (after the grouped pass)
-    full_passes: int  # full passes over each side's table
+    full_passes: int  # full passes over the tables here (0: both recorded buckets used)
     seconds: float
 
     def render(self, limit: int = 10) -> str:
@@ -58,13 +66,22 @@ class RowDifferences:
         return "; ".join(parts) if len(parts) > 1 else parts[0] + ": no differences"
 
 
-def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> RowDifferences:
+def locate_differences(
+    reference: PgTarget,
+    current: PgTarget,
+    table: str,
+    *,
+    recorded: tuple[TableDigest | None, TableDigest | None] = (None, None),
+) -> RowDifferences:
     """Compare ``table`` (``schema.name``) row by row between two databases.
 
     Args:
         reference: the database as it should be.
         current: the database to check.
         table: ``schema.name``.
+        recorded: the table's digests in fingerprints of ``reference`` and ``current``
+            taken with their buckets: a side whose buckets are there is not read in full
+            again. They must describe the databases as they still are.
 
     """
     started = time.monotonic()
@@ -95,13 +112,16 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
             if not key:
                 return _multiset(ref, cur, schema, name, started)
             sides = (_Side(ref, schema, name, key), _Side(cur, schema, name, key))
-            bucketing = None
-            if _estimated_rows(ref, schema, name) > SMALL:
-                bucketing = _bucketing(ref, schema, name, key[0])
+            known = _recorded_buckets(recorded, key)
+            bucketing = known[0] if known else None
+            if bucketing is None and _estimated_rows(ref, schema, name) > SMALL:
+                bucketing = choose_bucketing(ref, schema, name, key[0])
             if bucketing is None:  # few rows (or no sample to bucket by): read them all
-                found = _compare_rows(sides, None)
+                found, passes = _compare_rows(sides, None), 1
             else:
-                found = _narrow(pool, sides, bucketing)
+                first = known[1] if known else (None, None)
+                found = _narrow(pool, sides, bucketing, first)
+                passes = sum(digests is None for digests in first)
     return RowDifferences(
         table=table,
         method=f"by primary key ({', '.join(key)})",
@@ -109,9 +129,28 @@ def locate_differences(reference: PgTarget, current: PgTarget, table: str) -> Ro
         extra=tuple(sorted(found.extra)),
         changed=tuple(sorted(found.changed)),
         rows_read=found.read,
-        full_passes=1,
+        full_passes=passes,
         seconds=time.monotonic() - started,
     )
+
+
+def _recorded_buckets(
+    recorded: tuple[TableDigest | None, TableDigest | None], key: tuple[str, ...]
+) -> tuple[Bucketing, tuple[Digests | None, Digests | None]] | None:
+    """The reference's recorded bucketing, and each side's digests recorded with it.
+
+    The current side's digests count only when they were bucketed exactly as the
+    reference's (the integer widths follow each side's own key range).
+    """
+    reference, current = recorded
+    if reference is None or reference.buckets is None:
+        return None
+    bucketing = reference.buckets.bucketing
+    if bucketing.column != key[0] or reference.key != key:
+        return None  # recorded for another key: bucket anew
+    mine = current.buckets if current is not None else None
+    digests = mine.digests if mine is not None and mine.bucketing == bucketing else None
+    return bucketing, (reference.buckets.digests, digests)
 
 
 def _open_both(
@@ -134,13 +173,7 @@ def _open(target: PgTarget) -> Connection[Any]:
     conn = connect(target)
     conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     fix_settings(conn)
-    # The planner cannot know how few buckets there are (it takes every key for a group):
-    # it would sort the whole table, row data included, on one core. A hash aggregate per
-    # parallel worker is what a few thousand groups want.
-    conn.execute(
-        "SELECT set_config('enable_sort', 'off', true), "
-        "set_config('parallel_tuple_cost', '0', true)"
-    )
+    plan_for_grouping(conn)
     return conn
 
 
@@ -156,16 +189,10 @@ class _Side:
         )
 
     def buckets(
-        self, bucketing: _Bucketing, where: tuple[sql.Composed, list[Any]] | None
-    ) -> dict[int, tuple[int, str]]:
+        self, bucketing: Bucketing, where: tuple[sql.Composed, list[Any]] | None
+    ) -> Digests:
         """``bucket -> (rows, digest)`` of the rows ``where`` selects (all when None)."""
-        expr, params = bucketing.expr()
-        condition, more = where if where is not None else (sql.SQL("true"), [])
-        query = sql.SQL(
-            "SELECT {b}, count(*), sum({h})::text FROM ONLY {t} t WHERE {w} GROUP BY 1"
-        ).format(b=expr, h=self.hash, t=self.table, w=condition)
-        rows = self.conn.execute(query, [*params, *more]).fetchall()
-        return {int(b): (int(n), str(d)) for b, n, d in rows}
+        return bucket_digests(self.conn, self.table, self.hash, bucketing, where)
 
     def rows(self, where: tuple[sql.Composed, list[Any]] | None) -> dict[str, int]:
         """``key text -> row hash`` of the rows ``where`` selects (all when None)."""
@@ -199,16 +226,29 @@ def _compare_rows(
     )
 
 
-def _narrow(pool: ThreadPoolExecutor, sides: tuple[_Side, _Side], bucketing: _Bucketing) -> _Found:
+def _narrow(
+    pool: ThreadPoolExecutor,
+    sides: tuple[_Side, _Side],
+    bucketing: Bucketing,
+    first: tuple[Digests | None, Digests | None],
+) -> _Found:
     """Bucket both sides, then narrow the differing buckets until few rows are left.
 
-    The first round is the one full pass over each side; each later round reads only the
-    differing buckets of the round before (key range scans) and splits them again, until
-    they hold few rows: those are then read row by row.
+    The first round is the one full pass over each side (skipped for a side whose digests
+    ``first`` holds); each later round reads only the differing buckets of the round
+    before (key range scans) and splits them again, until they hold few rows: those are
+    then read row by row.
     """
     where: tuple[sql.Composed, list[Any]] | None = None
+    known = first
     while True:
-        a, b = pool.map(_Side.buckets, sides, (bucketing, bucketing), (where, where))
+        missing = [i for i, digests in enumerate(known) if digests is None]
+        # Both sides at once (only those not recorded).
+        reading = functools.partial(_Side.buckets, bucketing=bucketing, where=where)
+        found = pool.map(reading, [sides[i] for i in missing])
+        read = dict(zip(missing, found, strict=True))
+        a = known[0] if known[0] is not None else read[0]
+        b = known[1] if known[1] is not None else read[1]
         differing = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
         if not differing:
             return _Found([], [], [], 0)
@@ -217,7 +257,7 @@ def _narrow(pool: ThreadPoolExecutor, sides: tuple[_Side, _Side], bucketing: _Bu
         finer = bucketing.finer()
         if rows <= NARROW or finer is None:
             return _compare_rows(sides, where)
-        bucketing = finer
+        bucketing, known = finer, (None, None)
 
 
 def _populated(conn: Connection[Any], table: str) -> bool:
@@ -240,103 +280,6 @@ def _estimated_rows(conn: Connection[Any], schema: str, name: str) -> int:
     # ONLY: a classic inheritance parent's own rows, as its digest counts them.
     counted = conn.execute(sql.SQL("SELECT count(*) FROM ONLY {}").format(table)).fetchone()
     return int(counted[0]) if counted else 0
-
-
-@dataclass(frozen=True)
-class _Bucketing:
-    """How key values map to buckets: equal-width integer ranges, or sampled boundaries.
-
-    Integer buckets are ``key / width`` (integer division, which truncates toward zero:
-    bucket 0 spans one width on each side of zero); the width spreads the reference's keys
-    over about :data:`BUCKETS` buckets, and keys outside its range land in buckets of their
-    own.
-    """
-
-    column: str
-    width: int = 0
-    bounds: tuple[Any, ...] = ()
-
-    def expr(self) -> tuple[sql.Composed, list[Any]]:
-        col = sql.Identifier("t", self.column)
-        if self.width:
-            # One division per row; an int8 divisor widens int2/int4 keys (no overflow).
-            return sql.SQL("{c} / %s::int8").format(c=col), [self.width]
-        return sql.SQL("width_bucket({}, %s)").format(col), [list(self.bounds)]
-
-    def where(self, bucket: int) -> tuple[sql.Composed, list[Any]]:
-        col = sql.Identifier("t", self.column)
-        if self.width:
-            # Edges past the bigint range are sent as numeric: the comparisons still hold.
-            w = self.width
-            if bucket > 0:
-                lo, hi = bucket * w, (bucket + 1) * w
-                return sql.SQL("({c} >= %s AND {c} < %s)").format(c=col), [lo, hi]
-            if bucket == 0:
-                return sql.SQL("({c} > %s AND {c} < %s)").format(c=col), [-w, w]
-            lo, hi = (bucket - 1) * w, bucket * w
-            return sql.SQL("({c} > %s AND {c} <= %s)").format(c=col), [lo, hi]
-        if bucket == 0:
-            return sql.SQL("{} < %s").format(col), [self.bounds[0]]
-        if bucket >= len(self.bounds):
-            return sql.SQL("{} >= %s").format(col), [self.bounds[-1]]
-        return (
-            sql.SQL("({c} >= %s AND {c} < %s)").format(c=col),
-            [self.bounds[bucket - 1], self.bounds[bucket]],
-        )
-
-    def where_any(self, buckets: list[int]) -> tuple[sql.Composed, list[Any]]:
-        """A condition selecting the rows of any of ``buckets``."""
-        parts = [self.where(b) for b in buckets]
-        return (
-            sql.SQL("({})").format(sql.SQL(" OR ").join(p for p, _ in parts)),
-            [v for _, params in parts for v in params],
-        )
-
-    def finer(self) -> _Bucketing | None:
-        """Integer buckets :data:`SPLIT` times narrower (None: sampled, or one key wide)."""
-        if not self.width or self.width == 1:
-            return None
-        return _Bucketing(self.column, width=max(1, -(-self.width // SPLIT)))
-
-
-def _bucketing(conn: Connection[Any], schema: str, name: str, column: str) -> _Bucketing | None:
-    """Integer keys: equal-width ranges between min and max (two index lookups).
-
-    Other keys: boundaries at the quantiles of a page sample (``TABLESAMPLE SYSTEM`` reads
-    whole random pages, about two per bucket): keys in insertion order and random keys (a
-    uuid, a hash) alike spread over the buckets.
-    """
-    table = sql.Identifier(schema, name)
-    col = sql.Identifier(column)
-    typname = conn.execute(
-        "SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = %s::regclass "
-        "AND attname = %s",
-        (table.as_string(conn), column),
-    ).fetchone()
-    if typname and typname[0] in ("smallint", "integer", "bigint"):
-        row = conn.execute(
-            sql.SQL("SELECT min({c}), max({c}) FROM ONLY {t}").format(c=col, t=table)
-        ).fetchone()
-        if row and row[0] is not None:
-            low, high = int(row[0]), int(row[1])
-            return _Bucketing(column, width=max(1, -(-(high - low + 1) // BUCKETS)))
-    pages = conn.execute(
-        "SELECT greatest(relpages, 1) FROM pg_class WHERE oid = %s::regclass",
-        (table.as_string(conn),),
-    ).fetchone()
-    percent = min(100.0, 100.0 * 2 * BUCKETS / float(pages[0] if pages else 1))
-    # Quantiles of the sampled keys, computed in the server: only the boundaries travel.
-    fractions = [i / BUCKETS for i in range(1, BUCKETS)]
-    row = conn.execute(
-        sql.SQL(
-            "SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY {c}) "
-            "FROM ONLY {t} TABLESAMPLE SYSTEM (%s)"
-        ).format(c=col, t=table),
-        (fractions, percent),
-    ).fetchone()
-    found = [v for v in (row[0] if row and row[0] else []) if v is not None]
-    bounds = tuple(sorted(set(found)))
-    return _Bucketing(column, bounds=bounds) if bounds else None
 
 
 def _multiset(

@@ -39,7 +39,7 @@ def test_backup_check_restore_round_trip(source, pg_server_factory, tmp_path, mo
     monkeypatch.setenv("DRILL_DSN", _dsn(target.target()))
     assert main(["restore", "--from", str(tmp_path / "set"), "--jobs", "2"]) == 0
     captured = capsys.readouterr()
-    assert "step data and post-data" in captured.err  # progress goes to stderr
+    assert "step pg_restore" in captured.err  # progress goes to stderr
     assert "restored into" in captured.out
     assert state_of(target)["tables"] == state_of(source)["tables"]
     for secret in (source.target().password, target.target().password):

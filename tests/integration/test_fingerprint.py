@@ -190,7 +190,8 @@ def test_read_only_probes_on_targets_that_take_no_writes(app):
     assert {o.insert for o in behaviour.observations} == {"not probed"}
 
 
-def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, app):
+@pytest.mark.parametrize("recorded", ["none", "both sides", "reference only"])
+def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, app, recorded):
     reference = app
     copy = pg_server_factory("copy").target("app")
     from harness.pg.sql import create_database
@@ -212,11 +213,74 @@ def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, a
         "DELETE FROM big WHERE id IN (5, 39999)",
         "INSERT INTO big VALUES (99999999, 'new', 0)",
     )
-    found = locate_differences(reference, copy, "public.big")
+    pair = (None, None)
+    if recorded != "none":
+        _run(copy, "ANALYZE big")
+        _run(reference, "ANALYZE big")
+        ref_print = take_fingerprint(reference, buckets=True).data.get("public.big")
+        cur_print = take_fingerprint(copy, buckets=True).data.get("public.big")
+        assert ref_print is not None and ref_print.buckets is not None
+        pair = (ref_print, cur_print if recorded == "both sides" else None)
+    found = locate_differences(reference, copy, "public.big", recorded=pair)
     assert found.changed == ("17", "20000", "33333")
     assert found.missing == ("39999", "5")  # keys as text, sorted as text
     assert found.extra == ("99999999",)
     assert found.rows_read < SMALL * 8 / 4, "only the differing key ranges are read"
+    # The copy's new largest key gives it other integer buckets than the reference's: its
+    # recorded digests cannot be used, and it is read once; the reference's can.
+    assert found.full_passes == {"none": 2, "both sides": 1, "reference only": 1}[recorded]
+
+
+def test_locate_from_both_recorded_fingerprints_reads_no_table_in_full(pg_server_factory, app):
+    copy = pg_server_factory("copy").target("app")
+    from harness.pg.sql import create_database
+
+    create_database(copy, "app")
+    for target in (app, copy):
+        _run(
+            target,
+            "CREATE TABLE big (id int PRIMARY KEY, v text)",
+            f"INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, {SMALL * 8}) g",
+            "ANALYZE big",
+        )
+    _run(copy, "UPDATE big SET v = 'x' WHERE id IN (2, 30001)")
+    pair = tuple(take_fingerprint(t, buckets=True).data.get("public.big") for t in (app, copy))
+    found = locate_differences(app, copy, "public.big", recorded=pair)
+    assert found.changed == ("2", "30001")
+    assert (found.missing, found.extra, found.full_passes) == ((), (), 0)
+    assert found.rows_read < SMALL
+
+
+@pytest.mark.parametrize(
+    "key", ["id bigint", "id uuid DEFAULT gen_random_uuid()", "id text", "id timestamptz"]
+)
+def test_a_fingerprint_with_buckets_has_the_same_digests_as_a_plain_one(app, key):
+    column = key.split()[0]
+    fill = {
+        "id bigint": "g - 20000",  # negative keys too: bucket 0 spans both sides of zero
+        "id uuid DEFAULT gen_random_uuid()": "gen_random_uuid()",
+        "id text": "md5(g::text)",
+        "id timestamptz": "'2026-01-01'::timestamptz + g * interval '1 minute'",
+    }[key]
+    _run(
+        app,
+        f"CREATE TABLE keyed ({key} PRIMARY KEY, v text, n numeric)",
+        f"INSERT INTO keyed ({column}, v, n) SELECT {fill}, "
+        f"CASE WHEN g % 7 = 0 THEN NULL ELSE md5(g::text) END, g / 7.0 "
+        f"FROM generate_series(1, {SMALL * 6}) g",
+        "ANALYZE keyed",
+    )
+    plain = take_fingerprint(app)
+    grouped = take_fingerprint(app, buckets=True)
+    assert plain.data == grouped.data  # every digest and count, the bucketed ones too
+    assert compare(plain, grouped).equal
+    table = grouped.data.get("public.keyed")
+    assert table is not None and table.buckets is not None
+    assert len(table.buckets.digests) > 100
+    assert sum(n for n, _ in table.buckets.digests.values()) == SMALL * 6
+    assert plain.data.get("public.keyed").buckets is None
+    assert "buckets" not in grouped.to_json()
+    assert Fingerprint.from_json(grouped.to_json()).data == plain.data
 
 
 def test_locate_without_primary_key_compares_a_multiset(app, pg_server_factory):

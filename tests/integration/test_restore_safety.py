@@ -161,14 +161,14 @@ def test_a_restore_that_fails_after_converging_roles_undoes_them(
 
     def sabotage(line):
         # pg_restore starts after the roles were converged: make it unable to connect.
-        if line.startswith("step pre-data"):
+        if line.startswith("step pg_restore"):
             (scratch,) = _scratch_databases(target)
             with connect(target.target(), autocommit=True) as conn:
                 conn.execute(f'ALTER DATABASE "{scratch}" WITH ALLOW_CONNECTIONS false')
 
     with pytest.raises(RestoreError) as info:
         restore_set(small_set, target.target("app"), workdir=tmp_path, progress=sabotage)
-    assert info.value.phase == "pre-data"
+    assert info.value.phase == "pg_restore"
     roles, memberships = _roles(target)
     assert roles == before[0]  # created roles dropped, attributes and settings reverted
     assert memberships == before[1]  # revoked membership granted again, granted one revoked
