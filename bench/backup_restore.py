@@ -3,7 +3,9 @@
 The database is ``pgbench -i -s SCALE`` (scale 10 = 1 M accounts rows) plus the
 every-object-kind fixture. Prints both timings (median of RUNS), their ratio (goal <= 1.10:
 manifest, hashing and ordering should cost almost nothing) and the harness process's peak
-memory (it streams: no dump is ever loaded into memory). Result line:
+memory (it streams: no dump is ever loaded into memory). Beside it, the same harness
+backup and restore without the fingerprint (row counts only): the share of the two
+fingerprint passes, the proof that raw tools do not give. Result line:
 
     ratio harness/raw: X            (goal <= 1.10)
 
@@ -53,13 +55,19 @@ def _raw(source: PgServer, app: PgTarget, target: PgServer, work: Path) -> float
     return time.perf_counter() - started
 
 
-def _harness(source: PgServer, app: PgTarget, target: PgServer, work: Path) -> float:
+def _harness(
+    source: PgServer, app: PgTarget, target: PgServer, work: Path, *, fingerprint: bool = True
+) -> float:
     work.mkdir(exist_ok=True)
     location = parse_location(str(work / "set"))
     started = time.perf_counter()
-    take_backup(app, location)
+    take_backup(app, location, with_fingerprint=fingerprint)
     restore_set(location, target.target("app"), workdir=work)
     return time.perf_counter() - started
+
+
+def _unproven(source: PgServer, app: PgTarget, target: PgServer, work: Path) -> float:
+    return _harness(source, app, target, work, fingerprint=False)
 
 
 def main() -> None:
@@ -87,20 +95,20 @@ def main() -> None:
             )
             with connect(app) as conn:
                 rows = conn.execute("SELECT count(*) FROM pgbench_accounts").fetchone()[0]
-            raw: list[float] = []
-            harness: list[float] = []
+            times: dict[str, list[float]] = {"raw": [], "harness": [], "unproven": []}
             for i in range(args.runs):
-                # Alternate which goes first: on a shared 2-core machine the second of two
+                # Rotate which goes first: on a shared 2-core machine the second of two
                 # back-to-back runs is measurably slower (checkpoints, page cache).
-                order = (_raw, _harness) if i % 2 == 0 else (_harness, _raw)
-                for measure in order:
-                    target = provider.pg_server(name=f"{measure.__name__.strip('_')}-{i}")
-                    seconds = measure(source, app, target, root / f"run-{i}")
-                    (raw if measure is _raw else harness).append(seconds)
+                order = [_raw, _harness, _unproven]
+                for measure in order[i % 3 :] + order[: i % 3]:
+                    name = measure.__name__.strip("_")
+                    target = provider.pg_server(name=f"{name}-{i}")
+                    times[name].append(measure(source, app, target, root / f"run-{i}-{name}"))
                     provider.release(target, keep=False)
         finally:
             provider.close()
 
+    raw, harness, unproven = times["raw"], times["harness"], times["unproven"]
     raw_med, harness_med = statistics.median(raw), statistics.median(harness)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"database: pgbench scale {args.scale} ({rows} accounts rows) + fixture")
@@ -111,6 +119,10 @@ def main() -> None:
     print(
         f"harness backup + restore      : median {harness_med:.2f} s over {len(harness)} runs "
         f"({', '.join(f'{t:.2f}' for t in harness)})"
+    )
+    print(
+        f"harness without fingerprints  : median {statistics.median(unproven):.2f} s "
+        f"({statistics.median(unproven) / raw_med:.2f}x raw; row counts only)"
     )
     print(f"ratio harness/raw: {harness_med / raw_med:.2f}")
     print(f"harness process peak RSS      : {peak_mib:.0f} MiB")

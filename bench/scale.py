@@ -8,7 +8,9 @@ servers of the embedded provider:
 - restore into a new server: ``psql`` + ``createdb`` + ``pg_restore`` (raw) vs
   ``restore_set`` (hash checks, ordered restore, fingerprint verified after);
 - fingerprint: ``count(*)`` of every table vs the data fingerprint;
-- locate: 10 changed rows of ``pgbench_accounts`` in a copy, vs one fingerprint pass.
+- locate: 10 changed rows of ``pgbench_accounts`` in a copy, as ``drill verify --locate``
+  runs it (from both sides' fingerprints taken with their key-range buckets), vs one
+  fingerprint pass; and that bucketed fingerprint against the plain one.
 
 Prints one table, one row per scale, with the ratios, and the harness process's peak
 memory after each scale: it must stay flat (< 100 MiB at 10 M rows), since dumps are
@@ -41,7 +43,7 @@ from harness.proc import run
 from harness.sets.location import parse_location
 from harness.sets.restore import restore_set
 from harness.sets.take import take_backup
-from harness.verify.data import data_fingerprint
+from harness.verify.data import DataFingerprint, data_fingerprint
 from harness.verify.locate import locate_differences
 
 
@@ -56,6 +58,7 @@ class Row(NamedTuple):
     restore: float
     count: float
     fingerprint: float
+    bucketed: float
     locate: float
     peak_mib: float
 
@@ -150,15 +153,29 @@ def measure_scale(provider: EmbeddedProvider, root: Path, scale: int, runs: int)
     def fingerprint(_: int) -> float:
         return _timed(lambda: data_fingerprint(app))
 
+    recorded: list[DataFingerprint] = []
+
+    def bucketed(_: int) -> float:
+        started = time.perf_counter()
+        reference = data_fingerprint(app, buckets=True)
+        took = time.perf_counter() - started
+        recorded[:] = [reference, data_fingerprint(copy, buckets=True)]
+        return took
+
     def locate(_: int) -> float:
-        return _timed(lambda: locate_differences(app, copy, "public.pgbench_accounts"))
+        pair = tuple(f.get("public.pgbench_accounts") for f in recorded)
+        return _timed(
+            lambda: locate_differences(
+                app, copy, "public.pgbench_accounts", recorded=(pair[0], pair[1])
+            )
+        )
 
     # Backups first: the restores read them. Raw and harness alternate within each pair.
     raw_b, harness_b = _median(raw_backup, runs), _median(backup, runs)
     raw_r, harness_r = _median(raw_restore, runs), _median(restore, runs)
     quick = max(runs, 5)  # the reads are short: more runs for a steadier median
     counted, printed = _median(count, quick), _median(fingerprint, quick)
-    located = _median(locate, quick)
+    grouped, located = _median(bucketed, quick), _median(locate, quick)
     provider.release(source, keep=False)
     return Row(
         scale=scale,
@@ -169,6 +186,7 @@ def measure_scale(provider: EmbeddedProvider, root: Path, scale: int, runs: int)
         restore=harness_r,
         count=counted,
         fingerprint=printed,
+        bucketed=grouped,
         locate=located,
         peak_mib=_peak_mib(),
     )
@@ -179,7 +197,7 @@ def render(rows: list[Row], *, start_mib: float) -> str:
     header = (
         f"{'scale':>5} {'rows':>10} | {'dump s':>7} {'backup s':>8} {'ratio':>5} | "
         f"{'restore s':>9} {'harness s':>9} {'ratio':>5} | {'count s':>7} {'fprint s':>8} "
-        f"{'ratio':>5} | {'locate s':>8} {'/fprint':>7} | {'peak MiB':>8}"
+        f"{'ratio':>5} | {'bucketed':>8} {'locate s':>8} {'/fprint':>7} | {'peak MiB':>8}"
     )
     lines = [f"harness process after imports: {start_mib:.0f} MiB", header, "-" * len(header)]
     for r in rows:
@@ -187,7 +205,8 @@ def render(rows: list[Row], *, start_mib: float) -> str:
             f"{r.scale:>5} {r.rows:>10} | {r.raw_backup:>7.2f} {r.backup:>8.2f} "
             f"{r.backup / r.raw_backup:>5.2f} | {r.raw_restore:>9.2f} {r.restore:>9.2f} "
             f"{r.restore / r.raw_restore:>5.2f} | {r.count:>7.3f} {r.fingerprint:>8.3f} "
-            f"{r.fingerprint / r.count:>5.2f} | {r.locate:>8.3f} "
+            f"{r.fingerprint / r.count:>5.2f} | {r.bucketed / r.fingerprint:>7.2f}x "
+            f"{r.locate:>8.3f} "
             f"{r.locate / r.fingerprint:>7.2f} | {r.peak_mib:>8.0f}"
         )
     for r in rows:

@@ -148,6 +148,26 @@ class _Seen:
     facts: list[tuple[str, str]] = field(default_factory=list)
 
 
+def worker_facts(run_dir: Path) -> list[tuple[str, str]]:
+    """The infrastructure facts every xdist worker left in ``run_dir``, one line per label.
+
+    A fact alike on every worker is said once; one each worker has its own value of (its
+    S3 server, say) is one line with each value followed by the workers that had it.
+    """
+    workers: dict[str, dict[str, list[str]]] = {}  # label -> value -> workers
+    prefix = INFRASTRUCTURE.format(suffix="-").removesuffix(".json")
+    for path in sorted(run_dir.glob(INFRASTRUCTURE.format(suffix="-*"))):
+        worker = path.stem.removeprefix(prefix)
+        for label, value in json.loads(path.read_text())["facts"]:
+            workers.setdefault(str(label), {}).setdefault(str(value), []).append(worker)
+    return [
+        (label, next(iter(values)))
+        if len(values) == 1
+        else (label, "; ".join(f"{v} ({', '.join(w)})" for v, w in values.items()))
+        for label, values in workers.items()
+    ]
+
+
 class ReportSession:
     """The controller's part: collect outcomes, then write index, history and summary."""
 
@@ -159,6 +179,7 @@ class ReportSession:
         self.labels = Labels(settings.lang)
         self.started_at = datetime.now(UTC).astimezone()
         self.seen: dict[str, _Seen] = {}
+        self.order: dict[str, int] = {}  # test id -> its place in the collection
         self.entries: list[DrillEntry] = []
         self.html = ""
 
@@ -166,6 +187,21 @@ class ReportSession:
     def pytest_configure_node(self, node: Any) -> None:
         """pytest-xdist: tell each worker where the run's files go."""
         node.workerinput[WORKER_KEY] = str(self.run_dir)
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """Remember the collection order: the report lists drills in it."""
+        if session.items:
+            self.order = {item.nodeid: i for i, item in enumerate(session.items)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """pytest-xdist: the controller collects nothing; a worker's collection is the order.
+
+        Workers run drills as they free up, so reports arrive in no useful order; every
+        worker collects the same items.
+        """
+        if not self.order:
+            self.order = {test: i for i, test in enumerate(ids)}
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Track each test's outcome, first failure and evidence file."""
@@ -190,7 +226,8 @@ class ReportSession:
 
         Runs before pytest-html writes the page (its hook is ``trylast``).
         """
-        self.entries = [self._entry(test, seen) for test, seen in self.seen.items()]
+        tests = sorted(self.seen, key=lambda test: self.order.get(test, len(self.order)))
+        self.entries = [self._entry(test, self.seen[test]) for test in tests]
         run = self._run_info()
         base = self.config.invocation_params.dir
         outputs = {
@@ -260,8 +297,7 @@ class ReportSession:
     def _run_info(self) -> RunInfo:
         cfg: DrillConfig = self.config.stash[DRILL_CONFIG]
         facts = [(f.label, redact(f.value)) for f in self.config.stash.get(SESSION_FACTS, [])]
-        for path in sorted(self.run_dir.glob(INFRASTRUCTURE.format(suffix="-*"))):
-            facts += [(str(k), str(v)) for k, v in json.loads(path.read_text())["facts"]]
+        facts += worker_facts(self.run_dir)
         # The profile and run id head the summary already.
         shown = {"environment profile", "run id"}
         unique = [f for f in dict.fromkeys(facts) if f[0] not in shown]

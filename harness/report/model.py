@@ -170,9 +170,19 @@ class DrillEntry:
         return match.group(1) if match else ""
 
     @property
+    def variant(self) -> str:
+        """What tells this drill from its scenario's others: the test's parameter id.
+
+        The method alone does not (one method, three kinds of deletion); a drill without
+        parameters shows its method.
+        """
+        match = re.search(r"\[(.*)\]$", self.test)
+        return match.group(1) if match else self.method
+
+    @property
     def title(self) -> str:
-        """``scenario [method]``."""
-        return f"{self.scenario} [{self.method}]" if self.method else self.scenario
+        """``scenario [variant]``."""
+        return f"{self.scenario} [{self.variant}]" if self.variant else self.scenario
 
     @property
     def key(self) -> str:

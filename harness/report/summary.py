@@ -122,7 +122,7 @@ def _drills_table(entries: Sequence[DrillEntry], labels: Labels) -> str:
         rows.append(
             [
                 f'<td><a href="#{escape(e.anchor)}">{escape(e.scenario)}</a></td>',
-                cell(e.method or "-"),
+                cell(e.variant or "-"),
                 f"<td>{badge(e.outcome, labels)}</td>",
                 cell(rto, rto_css),
                 cell(rpo, rpo_css),
@@ -131,7 +131,7 @@ def _drills_table(entries: Sequence[DrillEntry], labels: Labels) -> str:
         )
     header = [
         labels("scenario"),
-        labels("method"),
+        labels("variant"),
         labels("result"),
         f"RTO ({labels('measured')} / {labels('target')})",
         f"RPO ({labels('measured')} / {labels('target')})",

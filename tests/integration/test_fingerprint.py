@@ -219,7 +219,8 @@ def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, a
         _run(reference, "ANALYZE big")
         ref_print = take_fingerprint(reference, buckets=True).data.get("public.big")
         cur_print = take_fingerprint(copy, buckets=True).data.get("public.big")
-        assert ref_print is not None and ref_print.buckets is not None
+        assert ref_print is not None
+        assert ref_print.buckets is not None
         pair = (ref_print, cur_print if recorded == "both sides" else None)
     found = locate_differences(reference, copy, "public.big", recorded=pair)
     assert found.changed == ("17", "20000", "33333")
@@ -275,7 +276,8 @@ def test_a_fingerprint_with_buckets_has_the_same_digests_as_a_plain_one(app, key
     assert plain.data == grouped.data  # every digest and count, the bucketed ones too
     assert compare(plain, grouped).equal
     table = grouped.data.get("public.keyed")
-    assert table is not None and table.buckets is not None
+    assert table is not None
+    assert table.buckets is not None
     assert len(table.buckets.digests) > 100
     assert sum(n for n, _ in table.buckets.digests.values()) == SMALL * 6
     assert plain.data.get("public.keyed").buckets is None

@@ -82,7 +82,7 @@ def test_the_html_says_what_failed_first_and_links_to_its_section(quick_run):
     # The summary comes before the sections, which come before pytest-html's table.
     assert html.index('id="drill-summary"') < html.index('id="drill-details"')
     assert html.index('id="drill-details"') < html.index('id="results-table"')
-    for column in ("Scenario", "Method", "RTO", "RPO", "Integrity"):
+    for column in ("Scenario", "Variant", "RTO", "RPO", "Integrity"):
         assert f">{column}</th>" in html
 
 
@@ -190,6 +190,17 @@ def test_under_xdist_workers_write_evidence_and_the_controller_assembles_the_rep
     assert "1 of 3 drills FAILED." in html
     assert html.count('<section class="drill ') == 3
     assert len((project / "reports" / "history.jsonl").read_text().splitlines()) == 1
+    # Workers finish drills in any order; the report lists them as they were collected.
+    assert [d["test"].rsplit("::", 1)[1] for d in index["drills"]] == [
+        "test_quick_restore[logical-custom]",
+        "test_quick_broken_restore",
+        "test_on_the_provider",
+    ]
+    # A fact each worker has its own value of (its S3 server) is one line naming both.
+    infrastructure = index["run"]["infrastructure"]
+    assert len(infrastructure) == len(set(infrastructure))
+    if "S3" in infrastructure and ";" in infrastructure["S3"]:
+        assert "(gw0)" in infrastructure["S3"] or "(gw1)" in infrastructure["S3"]
 
 
 STACKED = """
@@ -227,3 +238,8 @@ def test_the_method_is_the_method_parameters_id_even_under_stacked_marks(tmp_pat
         "test_stacked[logical-directory-truncate]": "logical-directory",
         "test_no_method[delete-time]": "delete-time",
     }
+    # The report tells the four apart: one method each for two drills, but four variants.
+    html = (project / "reports" / "latest" / "report.html").read_text()
+    table = html[html.index('id="drill-summary"') : html.index('id="drill-details"')]
+    for variant in ("logical-custom-delete", "logical-custom-truncate", "logical-directory-delete"):
+        assert f">{variant}</td>" in table
