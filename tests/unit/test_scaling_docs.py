@@ -98,9 +98,10 @@ def test_the_scaling_page_states_the_allow_list_rules_and_shows_the_scale_table(
     page = (DOCS / "scaling.md").read_text()
     for heading in (
         "## 1. Cost as the data grows",
-        "## 3. Many databases: a CI matrix",
-        "## 4. Many databases: Kubernetes and CloudNativePG",
-        "## 5. The allow-list rules",
+        "## 3. Drills in parallel on one machine",
+        "## 4. Many databases: a CI matrix",
+        "## 5. Many databases: Kubernetes and CloudNativePG",
+        "## 6. The allow-list rules",
     ):
         assert heading in page
     assert "bench/scale.py" in page
