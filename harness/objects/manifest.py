@@ -36,7 +36,6 @@ Public API (stable): :class:`ObjectEntry`, :class:`ObjectManifest`,
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
@@ -45,9 +44,9 @@ from datetime import UTC, date, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from harness.errors import ConfigError, ManifestError, SignatureError
+from harness.errors import ConfigError, ManifestError
 from harness.sets import signing
-from harness.sets.jsondoc import json_object
+from harness.sets.envelope import Envelope
 from harness.storage.base import ObjectStore, key_problem, shown
 
 if TYPE_CHECKING:
@@ -74,6 +73,14 @@ MANIFEST_SUFFIX = ".manifest.json"
 MAX_MANIFEST_BYTES = 512 << 20
 # Domain separation: a signature over a database set's manifest never verifies here.
 _SIGNING_CONTEXT = b"object-backup manifest\n"
+# Non-ASCII keys spelled as themselves in the canonical body (digests of existing sets).
+ENVELOPE = Envelope(
+    what="object manifest",
+    newest=FORMAT_VERSION,
+    limit=MAX_MANIFEST_BYTES,
+    context=_SIGNING_CONTEXT,
+    ensure_ascii=False,
+)
 
 KIND_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
 SET_ID_PATTERN = re.compile(r"(\d{8})(?:-(\d{6}))?")
@@ -203,7 +210,7 @@ class ObjectManifest:
     @property
     def digest(self) -> str:
         """SHA-256 of the canonical body: the set's identity, signed or not."""
-        return hashlib.sha256(_canonical(asdict(self))).hexdigest()
+        return ENVELOPE.digest(asdict(self))
 
     @property
     def total_size(self) -> int:
@@ -225,12 +232,8 @@ class ObjectManifest:
             signing_key: sign the canonical body with HMAC-SHA256 under this key.
 
         """
-        body = asdict(self)
-        canonical = _canonical(body)
-        envelope = {**body, "digest": hashlib.sha256(canonical).hexdigest()}
-        if signing_key is not None:
-            envelope["signature"] = signing.sign(_SIGNING_CONTEXT + canonical, signing_key)
-        return json.dumps(envelope, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        sealed = ENVELOPE.seal(asdict(self), signing_key=signing_key)
+        return json.dumps(sealed, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 @dataclass(frozen=True)
@@ -421,40 +424,10 @@ def load_object_manifest(data: bytes, *, signing_key: bytes | None) -> LoadedObj
         SignatureError: a key is given and the manifest is unsigned or signed with another.
 
     """
-    body = _json_object(data)
-    digest = body.pop("digest", None)
-    signature = body.pop("signature", None)
-    version = body.get("format_version")
-    if type(version) is int and version > FORMAT_VERSION:
-        raise ManifestError(
-            f"object manifest has format version {version}: it was made by a newer harness "
-            f"(this one reads version {FORMAT_VERSION}); upgrade recovery-drill-harness"
-        )
-    manifest = _validated(body)
+    opened = ENVELOPE.open(data)
+    manifest = _validated(opened.body)
     _check_entries(manifest)
-    canonical = _canonical(body)
-    if not isinstance(digest, str) or digest != hashlib.sha256(canonical).hexdigest():
-        raise ManifestError(
-            "object manifest was modified after it was written (its digest is missing or "
-            "does not match its content)"
-        )
-    if signature is not None and not (
-        isinstance(signature, str) and re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", signature)
-    ):
-        raise ManifestError(f"object manifest has a malformed signature ({signing.SCHEME}:<hex>)")
-    if signing_key is None:
-        return LoadedObjectManifest(manifest, "unsigned" if signature is None else "unverified")
-    if signature is None:
-        raise SignatureError(
-            f"object manifest is not signed but {signing.ENV_VAR} is set: only signed sets "
-            "are accepted"
-        )
-    if not signing.matches(_SIGNING_CONTEXT + canonical, signature, signing_key):
-        raise SignatureError(
-            "object manifest signature does not match: the set was altered or signed with "
-            "another key"
-        )
-    return LoadedObjectManifest(manifest, "verified")
+    return LoadedObjectManifest(manifest, ENVELOPE.verdict(opened, signing_key=signing_key))
 
 
 def _check_entries(manifest: ObjectManifest) -> None:
@@ -469,10 +442,6 @@ def _check_entries(manifest: ObjectManifest) -> None:
                 f"object manifest entry {shown(entry.key)} is stored in set {entry.stored_in}, "
                 f"later than the set itself ({manifest.set_id})"
             )
-
-
-def _json_object(data: bytes) -> dict[str, Any]:
-    return json_object(data, what="object manifest", limit=MAX_MANIFEST_BYTES)
 
 
 @cache
@@ -508,7 +477,3 @@ def _one_line(exc: ValidationError) -> str:
         what = ": " + str(first["msg"]).removeprefix("Value error, ")
     more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
     return f"object manifest: {where.lstrip('.') or 'the document'}{what}{more}"
-
-
-def _canonical(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

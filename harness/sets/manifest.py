@@ -19,7 +19,6 @@ On disk the manifest is the body (the fields of :class:`Manifest`) plus two enve
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from functools import cache
@@ -28,9 +27,9 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, TypeAdapter, ValidationError
 
-from harness.errors import ManifestError, SignatureError
+from harness.errors import ManifestError
 from harness.sets import signing
-from harness.sets.jsondoc import json_object
+from harness.sets.envelope import Envelope
 from harness.sets.schema import (
     MANY,
     ArtifactPath,
@@ -50,7 +49,6 @@ from harness.sets.schema import (
     Tools,
     Version,
     Warnings,
-    is_signature,
     one_line,
 )
 from harness.storage.base import shown
@@ -61,6 +59,7 @@ MANIFEST = "manifest.json"
 # A manifest of a million-table directory dump stays far below this; anything bigger is not
 # a manifest, and is refused before it is read into memory.
 MAX_MANIFEST_BYTES = 32 << 20
+ENVELOPE = Envelope(what="manifest.json", newest=FORMAT_VERSION, limit=MAX_MANIFEST_BYTES)
 
 _STRICT = ConfigDict(strict=True, extra="forbid")
 
@@ -151,7 +150,7 @@ class Manifest:
     @property
     def digest(self) -> str:
         """SHA-256 of the canonical content: the set's identity, signed or not."""
-        return _digest(asdict(self))
+        return ENVELOPE.digest(asdict(self))
 
     def to_json(self, *, signing_key: bytes | None = None) -> str:
         """Serialise with a digest of the content (and a signature, given a key).
@@ -160,11 +159,8 @@ class Manifest:
             signing_key: sign the body with HMAC-SHA256 under this key.
 
         """
-        body = asdict(self)
-        envelope = {**body, "digest": _digest(body)}
-        if signing_key is not None:
-            envelope["signature"] = signing.sign(_canonical(body), signing_key)
-        return json.dumps(envelope, indent=2, sort_keys=True) + "\n"
+        sealed = ENVELOPE.seal(asdict(self), signing_key=signing_key)
+        return json.dumps(sealed, indent=2, sort_keys=True) + "\n"
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
@@ -199,44 +195,10 @@ def load_manifest(data: bytes, *, signing_key: bytes | None) -> LoadedManifest:
         SignatureError: a key is given and the manifest is unsigned or signed with another.
 
     """
-    body = _json_object(data)
-    digest = body.pop("digest", None)
-    signature = body.pop("signature", None)
-    version = body.get("format_version")
-    if type(version) is int and version > FORMAT_VERSION:
-        raise ManifestError(
-            f"manifest.json has format version {version}: it was made by a newer harness "
-            f"(this one reads version {FORMAT_VERSION}); upgrade recovery-drill-harness"
-        )
-    manifest = _validated(body)
+    opened = ENVELOPE.open(data)
+    manifest = _validated(opened.body)
     _require_distinct_paths(manifest)
-    if digest is None:
-        raise ManifestError("manifest.json has no digest: it was not written by this harness")
-    if not isinstance(digest, str) or digest != _digest(body):
-        raise ManifestError(
-            "manifest.json was modified after it was written (its digest does not match its "
-            "content)"
-        )
-    if signature is not None and not (isinstance(signature, str) and is_signature(signature)):
-        raise ManifestError(
-            f"manifest.json has a malformed signature (expected {signing.SCHEME}:<hex>)"
-        )
-    if signing_key is None:
-        return LoadedManifest(manifest, "unsigned" if signature is None else "unverified")
-    if signature is None:
-        raise SignatureError(
-            f"manifest.json is not signed but {signing.ENV_VAR} is set: only signed sets are "
-            "accepted (the set was written without the key, or its signature was removed)"
-        )
-    if not signing.matches(_canonical(body), signature, signing_key):
-        raise SignatureError(
-            "manifest signature does not match: the set was altered or signed with another key"
-        )
-    return LoadedManifest(manifest, "verified")
-
-
-def _json_object(data: bytes) -> dict[str, Any]:
-    return json_object(data, what="manifest.json", limit=MAX_MANIFEST_BYTES)
+    return LoadedManifest(manifest, ENVELOPE.verdict(opened, signing_key=signing_key))
 
 
 @cache
@@ -268,14 +230,6 @@ def _require_distinct_paths(manifest: Manifest) -> None:
                     f"manifest.json lists {shown(parent)} both as a file and as the "
                     f"directory of {shown(path)}"
                 )
-
-
-def _canonical(body: dict[str, Any]) -> bytes:
-    return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _digest(body: dict[str, Any]) -> str:
-    return hashlib.sha256(_canonical(body)).hexdigest()
 
 
 def describe_artifacts(root: Path, files: dict[str, str]) -> tuple[Artifact, ...]:

@@ -8,7 +8,6 @@ that others can write to.
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,8 +23,6 @@ KINDS = frozenset(
 )
 DUMP_FORMATS = frozenset({"custom", "directory"})
 MANIFEST_NAME = "manifest.json"
-
-_SIGNATURE = re.compile(r"hmac-sha256:[0-9a-f]{64}")
 
 
 def _printable(value: str) -> str:
@@ -90,11 +87,6 @@ Extra = Annotated[dict[ToolName, Any], MaxLen(64)]
 
 # Artifacts, tables, sequences: one per file or object; a million is far beyond real sets.
 MANY = MaxLen(1_000_000)
-
-
-def is_signature(value: str) -> bool:
-    """True for ``hmac-sha256:`` followed by 64 lowercase hex digits."""
-    return _SIGNATURE.fullmatch(value) is not None
 
 
 def one_line(exc: ValidationError) -> str:

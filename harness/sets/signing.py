@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from typing import Literal
 
 from harness.errors import ConfigError
@@ -24,7 +25,14 @@ SCHEME = "hmac-sha256"
 # Domain separation: a signature over a manifest is never valid for any other document.
 _CONTEXT = b"recovery-drill-harness manifest\n"
 
+_SIGNATURE = re.compile(r"hmac-sha256:[0-9a-f]{64}")
+
 Verdict = Literal["verified", "unverified", "unsigned"]
+
+
+def is_signature(value: str) -> bool:
+    """True for ``hmac-sha256:`` followed by 64 lowercase hex digits."""
+    return _SIGNATURE.fullmatch(value) is not None
 
 
 def configured_key() -> bytes | None:

@@ -177,7 +177,7 @@ def test_a_forger_who_recomputes_the_digest_passes_without_a_key_but_not_with_on
     with pytest.raises(SignatureError) as info:
         load_manifest(data, signing_key=KEY)
     assert str(info.value) == (
-        "manifest signature does not match: the set was altered or signed with another key"
+        "manifest.json signature does not match: the set was altered or signed with another key"
     )
 
 
