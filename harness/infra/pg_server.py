@@ -50,6 +50,10 @@ _ACCEPTING = ("ready", "standby")
 _GAVE_UP = re.compile(r"^\S.*\b(FATAL|PANIC):", re.MULTILINE)
 
 
+class _Exited(Exception):
+    """The postmaster of this start ended before a login succeeded."""
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Per-server configuration on top of the template's defaults."""
@@ -154,7 +158,7 @@ class ThrowawayServer(Throwaway):
                 # (a login during crash recovery: "the database system is starting up").
                 transient=(ConnectError, psycopg.Error),
             )
-        except WaitTimeout as exc:
+        except (WaitTimeout, _Exited) as exc:
             self.stop()
             raise self._start_error(str(exc)) from exc
         except ServerStartError:
@@ -273,6 +277,10 @@ class ThrowawayServer(Throwaway):
         run(argv, timeout=self._start_timeout + 30, user=self.identity.run_user)
 
     def _can_login(self) -> bool:
+        # A postmaster that accepted connections and then ended (a recovery that failed,
+        # a crash at startup) takes no login ever: say so instead of waiting out the start.
+        if self.pid is not None and not self.running:
+            raise _Exited("the postmaster exited after it began to accept connections")
         with connect(self.target()) as conn:
             conn.execute("SELECT 1")
         return True

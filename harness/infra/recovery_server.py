@@ -10,22 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import ServerStartError
 from harness.infra.pg_server import ClusterTemplate, ServerSettings, ThrowawayServer
-
-
-class RecoveringServer(ThrowawayServer):
-    """A server in recovery: stop waiting for logins once its postmaster is gone.
-
-    A recovery that fails (its target not reached, a WAL file that cannot be staged) may
-    end the server right after it began to accept connections; waiting for a login then
-    would only wait out the whole start timeout.
-    """
-
-    def _can_login(self) -> bool:
-        if self.pid is not None and not self.running:
-            raise ServerStartError("the server stopped during recovery")
-        return super()._can_login()
 
 
 class RecoveryServers:
@@ -38,9 +23,9 @@ class RecoveryServers:
 
     def __call__(
         self, workdir: Path, settings: tuple[tuple[str, str], ...], *, start_timeout: float
-    ) -> RecoveringServer:
+    ) -> ThrowawayServer:
         """A server (not started) on ``workdir/data`` with ``settings`` added."""
-        return RecoveringServer(
+        return ThrowawayServer(
             self.template,
             workdir=workdir,
             settings=ServerSettings(extra=settings),

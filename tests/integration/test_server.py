@@ -95,6 +95,28 @@ def test_logins_refused_while_the_server_starts_are_retried(default_template, tm
         assert server_version(server.target())
 
 
+class _DiesOnceAccepting(ThrowawayServer):
+    """A postmaster that ends right after it began to accept connections."""
+
+    def _launch(self, *, new_port):
+        super()._launch(new_port=new_port)
+        postmaster = psutil.Process(self.pid)
+        postmaster.send_signal(signal.SIGKILL)
+        postmaster.wait(timeout=30)
+
+
+def test_a_postmaster_that_ends_after_accepting_is_reported_not_waited_for(
+    default_template, tmp_path
+):
+    # A start timeout no test would wait out: the error must come from the exit itself.
+    server = _DiesOnceAccepting(default_template, workdir=tmp_path / "dies", start_timeout=3600)
+    with pytest.raises(ServerStartError) as info:
+        server.start()
+    assert "the postmaster exited after it began to accept connections" in str(info.value)
+    assert "did not start" in str(info.value)
+    assert not server.running
+
+
 def test_stop_leaves_alone_a_process_that_took_over_a_stale_pid(default_template, tmp_path):
     server = ThrowawayServer(default_template, workdir=tmp_path / "stale")
     server.start()
