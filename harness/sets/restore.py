@@ -30,6 +30,7 @@ from psycopg import sql
 from harness.config import PgTarget
 from harness.errors import DrillError, RestoreError, VerificationFailed
 from harness.pg.binaries import PgBinaries, client_tools_for, find_binaries
+from harness.pg.dump import pg_restore_argv
 from harness.pg.roles import RoleChange, apply_database_settings, apply_roles, undo_roles
 from harness.pg.sql import connect, count_in
 from harness.proc import run
@@ -214,16 +215,9 @@ def _restore_tools(manifest: Manifest, target: PgTarget) -> PgBinaries:
 
 
 def _pg_restore(tools: PgBinaries, staged: PgTarget, dump: Path, *, jobs: int) -> None:
-    argv: list[str | Path] = [
-        tools.tool("pg_restore"),
-        "--exit-on-error",
-        "--no-password",
-        f"--dbname={staged.dbname}",
-    ]
-    if jobs > 1:
-        argv.append(f"--jobs={jobs}")
+    argv = pg_restore_argv(tools, dump, dbname=staged.dbname, jobs=jobs)
     try:
-        run([*argv, dump], timeout=RESTORE_TIMEOUT, env=staged.libpq_env())
+        run(argv, timeout=RESTORE_TIMEOUT, env=staged.libpq_env())
     except DrillError as exc:
         raise RestoreError(str(exc), phase="pg_restore") from exc
 
