@@ -156,7 +156,15 @@ def restore_set(
             fingerprinted, counted = _verify_fingerprint(checked.root, manifest, staged)
         say("verifying row counts and sequence values against the manifest")
         # Nobody else writes to the scratch database: the fingerprint's counts still hold.
-        results = verify_against_manifest(staged, manifest, counted=counted) + fingerprinted
+        results = (
+            verify_against_manifest(
+                staged,
+                manifest,
+                counted=counted,
+                data_matches=counted is not None and not failures(fingerprinted),
+            )
+            + fingerprinted
+        )
         bad = failures(results)
         if bad:
             raise VerificationFailed(
@@ -246,18 +254,27 @@ def _verify_fingerprint(
 
 
 def verify_against_manifest(
-    target: PgTarget, manifest: Manifest, *, counted: Fingerprint | None = None
+    target: PgTarget,
+    manifest: Manifest,
+    *,
+    counted: Fingerprint | None = None,
+    data_matches: bool = False,
 ) -> tuple[CheckResult, ...]:
     """Compare exact row counts and sequence positions of ``target`` with the manifest.
 
     A sequence that serves a column (serial or identity) must also be ahead of the keys the
-    column holds: otherwise the restored application's next insert collides.
+    column holds: otherwise the restored application's next insert collides. When the data
+    matches the backup's fingerprint and every sequence its recorded position, a sequence
+    behind its keys was so in the source already (rows inserted with explicit keys, and no
+    ``setval``): the restore reproduced it faithfully, and it is reported as a warning about
+    the source, not as a failed restore.
 
     Args:
         target: the restored database.
         manifest: the set's manifest.
         counted: a fingerprint of ``target`` as it is now: the tables it counted exactly are
             not counted again.
+        data_matches: the data of ``target`` matched the backup's fingerprint.
 
     """
     results = []
@@ -342,13 +359,20 @@ def verify_against_manifest(
                     f"{seq_schema}.{seq} would hand out {following} next, but "
                     f"{schema}.{table}.{column} already holds {edge[0]}"
                 )
+        # The data and every sequence are the backup's: the source was like this.
+        inherited = bool(behind) and data_matches and not moved
+        detail = "; ".join(behind) or f"all {len(owned)} column sequences are ahead of their keys"
+        if inherited:
+            detail = (
+                f"the backed-up database was already like this, and the restore reproduced "
+                f"it: {detail}; its next insert will collide too (fix it there with setval)"
+            )
         results.append(
             CheckResult(
                 "sequences ahead of keys",
                 ok=not behind,
-                critical=True,
-                detail="; ".join(behind)
-                or f"all {len(owned)} column sequences are ahead of their keys",
+                critical=not inherited,
+                detail=detail,
             )
         )
     return tuple(results)

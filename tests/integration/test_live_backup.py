@@ -223,3 +223,27 @@ def test_an_inheritance_parent_is_counted_with_its_children_not_from_the_fingerp
         "row counts",
     )
     assert counts.ok, counts.detail
+
+
+def test_a_source_whose_sequence_is_already_behind_its_keys_restores_with_a_warning(
+    pg_server_factory, tmp_path
+):
+    source = pg_server_factory("behind").target("shop")
+    create_database(source, "shop")
+    with connect(source) as conn:
+        # A data migration inserted explicit keys and never moved the sequence on.
+        conn.execute(
+            "CREATE TABLE orders (id serial PRIMARY KEY, note text);"
+            "INSERT INTO orders (note) VALUES ('a'), ('b');"
+            "INSERT INTO orders (id, note) SELECT g, 'migrated' FROM generate_series(10, 20) g;"
+        )
+    location = parse_location(str(tmp_path / "set"))
+    take_backup(source, location)
+    target = pg_server_factory("restored-behind").target("shop")
+    restored = restore_set(location, target, workdir=tmp_path / "work")
+    check = _check(restored.checks, "sequences ahead of keys")
+    assert not check.ok
+    assert not check.critical, "a faithful restore of the source's own defect is not a failure"
+    assert "already like this" in check.detail
+    assert "public.orders_id_seq would hand out 3 next" in check.detail
+    assert "public.orders.id already holds 20" in check.detail
