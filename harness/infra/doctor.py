@@ -1,4 +1,4 @@
-"""What can run here: PostgreSQL binaries, run-as mode, S3 backends, Docker engine.
+"""What can run here: PostgreSQL binaries, run-as mode, S3 backends, Docker engine, Node.js.
 
 ``drill doctor`` prints these findings; the embedded default needs PostgreSQL binaries, a way
 to run them (not as root), and the configured S3 backend.
@@ -10,6 +10,7 @@ import importlib.metadata
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.cloudflare.wrangler import PINNED_VERSION, find_wrangler, node_problem
 from harness.config import DrillConfig
 from harness.errors import DrillError
 from harness.infra.pg_server import ClusterTemplate, ThrowawayServer
@@ -82,6 +83,21 @@ def examine(
         ok=problem is None,
         needed=config.provider == "docker",
     )
+    # The Cloudflare drills need Node.js and the pinned wrangler; without them they are
+    # skipped (and the embedded default runs without them).
+    cloudflare = node_problem()
+    if cloudflare is None:
+        try:
+            cloudflare = (
+                f"Node.js and wrangler ({find_wrangler()}; the project pins {PINNED_VERSION})"
+            )
+            note("cloudflare", cloudflare, ok=True, needed=False)
+        except DrillError as exc:
+            note("cloudflare", f"{exc}; the Cloudflare drills are skipped", ok=False, needed=False)
+    else:
+        note(
+            "cloudflare", f"{cloudflare}; the Cloudflare drills are skipped", ok=False, needed=False
+        )
     if start and chosen is not None and identity is not None and workdir is not None:
         template = ClusterTemplate(chosen, base_dir=workdir, identity=identity)
         findings += _start_check(template, workdir=workdir, needs_weed=needs_weed)

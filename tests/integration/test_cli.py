@@ -15,7 +15,16 @@ def test_console_script_doctor_reports_the_embedded_default_ready():
     assert "ok  postgresql  default: PostgreSQL" in result.stdout
     assert "SeaweedFS" in result.stdout
     assert "docker" in result.stdout
+    assert "cloudflare" in result.stdout  # Node.js and wrangler, or why the drills skip
     assert result.stdout.rstrip().endswith("embedded default: ready")
+
+
+def test_doctor_says_the_cloudflare_drills_skip_without_node(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no node here
+    assert main(["doctor"]) == 0  # the embedded default does not need it
+    out = capsys.readouterr().out
+    assert "--  cloudflare  Node.js is not installed" in out  # "--": not needed
+    assert "the Cloudflare drills are skipped" in out
 
 
 def test_doctor_fails_when_the_binaries_are_missing(monkeypatch, capsys, tmp_path):
