@@ -286,7 +286,10 @@ def reference(app: PgTarget, writes: ContinuousWriter) -> tuple[Fingerprint, Rls
     Only the writer's canary rows may change after this (the comparison ignores them).
     """
     with writes.paused():
-        return take_fingerprint(app), rls_behaviour(app)
+        # The probes first: the writer's session is connected, so sequences their triggers
+        # advance stay advanced (see rls_behaviour), and the fingerprint must include that.
+        behaviour = rls_behaviour(app)
+        return take_fingerprint(app), behaviour
 
 
 def verify_recovered(

@@ -153,8 +153,13 @@ def writes_failing(run: DrillRun, writes: ContinuousWriter) -> None:
 
 
 def before_disaster(app: PgTarget) -> tuple[Fingerprint, RlsBehaviour]:
-    """The reference state: fingerprint and RLS behaviour (nobody may be writing)."""
-    return take_fingerprint(app), rls_behaviour(app)
+    """The reference state: fingerprint and RLS behaviour (nobody may be writing).
+
+    The RLS probes come first: a sequence their triggers advanced and that could not be put
+    back is then part of the reference too.
+    """
+    behaviour = rls_behaviour(app)
+    return take_fingerprint(app), behaviour
 
 
 def verify_in_place(

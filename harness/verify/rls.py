@@ -19,9 +19,12 @@ from psycopg import Connection, errors, sql
 
 from harness.config import PgTarget
 from harness.pg.sql import connect, sequence_positions
+from harness.redact import get_logger
 from harness.verify.checks import CheckResult
 from harness.verify.data import primary_key, row_hash
 from harness.verify.session import fix_settings
+
+log = get_logger(__name__)
 
 NOBODY = "00000000-0000-0000-0000-000000000000"
 
@@ -115,7 +118,8 @@ def rls_behaviour(
         target: the database (connect as a superuser, who can act as every role).
         actors: who to act as (default: :func:`default_actors`).
         write_probes: also probe INSERT/UPDATE/DELETE (rolled back; triggers do fire, and
-            sequences they advance are put back). Default: only on throwaway targets.
+            sequences they advance are put back where that is safe: see
+            :func:`_reset_sequences`). Default: only on throwaway targets.
 
     """
     probe_writes = target.destructive_ok if write_probes is None else write_probes
@@ -146,14 +150,51 @@ def rls_behaviour(
     return RlsBehaviour(observations=tuple(sorted(observations, key=lambda o: o.key)))
 
 
+# Other client sessions on the probed database: one of them may call nextval at any time.
+_OTHER_SESSIONS = """
+SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()
+AND pid <> pg_backend_pid() AND backend_type = 'client backend'
+"""
+
+
 def _reset_sequences(conn: Connection[Any], positions: list[tuple[str, str, int, bool]]) -> None:
-    """Put back sequences that probe triggers advanced (nextval is not transactional)."""
-    for schema, name, value, called in positions:
-        conn.execute(
-            "SELECT setval(%s, %s, %s)",
-            (sql.Identifier(schema, name).as_string(conn), value, called),
-        )
+    """Put back sequences that probe triggers advanced (nextval is not transactional).
+
+    Moving a sequence back is safe only if nobody else took a value from it meanwhile:
+    otherwise the next insert would be handed a value already used. So a sequence is put
+    back only when no other client session is connected to the database and its last value
+    is the one this session took last (``currval``); otherwise it is left where the probes
+    moved it (a gap, as any rolled-back insert leaves) and a warning names it. The drills
+    take their fingerprints so that a gap left here never shows in a comparison.
+    """
+    now = {(s, n): (v, c) for s, n, v, c in sequence_positions(conn)}
+    moved = [p for p in positions if now.get((p[0], p[1])) not in (None, (p[2], p[3]))]
+    if not moved:
+        return
+    others = conn.execute(_OTHER_SESSIONS).fetchone()
+    kept: list[str] = []
+    for schema, name, value, called in moved:
+        sequence = sql.Identifier(schema, name).as_string(conn)
+        if others and others[0]:
+            kept.append(f"{schema}.{name}")
+            continue
+        conn.execute("SAVEPOINT drill_currval")
+        try:
+            (mine,) = conn.execute("SELECT currval(%s)", (sequence,)).fetchone() or (None,)
+        except errors.ObjectNotInPrerequisiteState:  # this session never took a value
+            mine = None
+        conn.execute("ROLLBACK TO SAVEPOINT drill_currval")
+        if mine != now[(schema, name)][0]:
+            kept.append(f"{schema}.{name}")
+            continue
+        conn.execute("SELECT setval(%s, %s, %s)", (sequence, value, called))
     conn.commit()
+    if kept:
+        log.warning(
+            "RLS write probes advanced %s; left as they are, since another session may have "
+            "taken values from them meanwhile (a gap, like any rolled-back insert leaves)",
+            ", ".join(kept),
+        )
 
 
 def compare_behaviour(expected: RlsBehaviour, actual: RlsBehaviour) -> tuple[bool, str]:

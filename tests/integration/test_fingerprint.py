@@ -154,6 +154,31 @@ def test_an_unchanged_database_compares_equal_through_json(app):
     assert any(c.name == "catalog policies" and c.ok for c in result.checks)
 
 
+def test_probes_leave_a_sequence_advanced_when_another_session_could_have_used_it(
+    app, caplog
+):
+    from harness.pg.sql import sequence_positions
+
+    def positions():
+        with connect(app) as conn:
+            return {(s, n): (v, c) for s, n, v, c in sequence_positions(conn)}
+
+    before = positions()
+    with connect(app) as bystander:  # an application's session: it may call nextval any time
+        bystander.execute("SELECT 1")
+        rls_behaviour(app, write_probes=True)
+    moved = {k for k, v in positions().items() if before.get(k) != v}
+    # The audit triggers' sequence was advanced by the probes and is not moved back under
+    # a session that could have taken a value meanwhile; the warning names it.
+    assert ("public", "audit_log_id_seq") in moved
+    assert "public.audit_log_id_seq" in caplog.text
+    assert "left as they are" in caplog.text
+    # Alone on the database, the probes put it back.
+    again = positions()
+    rls_behaviour(app, write_probes=True)
+    assert positions() == again
+
+
 def test_timezone_and_float_settings_of_the_session_do_not_matter(app):
     first = take_fingerprint(app)
     _run(
