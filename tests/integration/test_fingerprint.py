@@ -154,9 +154,7 @@ def test_an_unchanged_database_compares_equal_through_json(app):
     assert any(c.name == "catalog policies" and c.ok for c in result.checks)
 
 
-def test_probes_leave_a_sequence_advanced_when_another_session_could_have_used_it(
-    app, caplog
-):
+def test_probes_leave_a_sequence_advanced_when_another_session_could_have_used_it(app, caplog):
     from harness.pg.sql import sequence_positions
 
     def positions():

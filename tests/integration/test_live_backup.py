@@ -204,19 +204,26 @@ def test_row_counts_come_from_the_restored_fingerprint_and_still_catch_a_lost_ro
     assert "shop.history: 149999 rows, backup had 150000" in fresh.detail
 
 
+def _backed_up(pg_server_factory, tmp_path, schema):
+    """A small database made by ``schema``, and a backup of it: (source, location, result)."""
+    source = pg_server_factory("small").target("small")
+    create_database(source, "small")
+    with connect(source) as conn:
+        conn.execute(schema)
+    location = parse_location(str(tmp_path / "set"))
+    return source, location, take_backup(source, location)
+
+
 def test_an_inheritance_parent_is_counted_with_its_children_not_from_the_fingerprint(
     pg_server_factory, tmp_path
 ):
-    source = pg_server_factory("inherit").target("inh")
-    create_database(source, "inh")
-    with connect(source) as conn:
-        conn.execute(
-            "CREATE TABLE parent (id int); CREATE TABLE child () INHERITS (parent);"
-            "INSERT INTO parent SELECT generate_series(1, 3);"
-            "INSERT INTO child SELECT generate_series(1, 5);"
-        )
-    location = parse_location(str(tmp_path / "set"))
-    result = take_backup(source, location)
+    source, _, result = _backed_up(
+        pg_server_factory,
+        tmp_path,
+        "CREATE TABLE parent (id int); CREATE TABLE child () INHERITS (parent);"
+        "INSERT INTO parent SELECT generate_series(1, 3);"
+        "INSERT INTO child SELECT generate_series(1, 5);",
+    )
     assert {(t.name, t.rows) for t in result.manifest.tables} >= {("parent", 8), ("child", 5)}
     counts = _check(
         verify_against_manifest(source, result.manifest, counted=take_fingerprint(source)),
@@ -228,18 +235,15 @@ def test_an_inheritance_parent_is_counted_with_its_children_not_from_the_fingerp
 def test_a_source_whose_sequence_is_already_behind_its_keys_restores_with_a_warning(
     pg_server_factory, tmp_path
 ):
-    source = pg_server_factory("behind").target("shop")
-    create_database(source, "shop")
-    with connect(source) as conn:
-        # A data migration inserted explicit keys and never moved the sequence on.
-        conn.execute(
-            "CREATE TABLE orders (id serial PRIMARY KEY, note text);"
-            "INSERT INTO orders (note) VALUES ('a'), ('b');"
-            "INSERT INTO orders (id, note) SELECT g, 'migrated' FROM generate_series(10, 20) g;"
-        )
-    location = parse_location(str(tmp_path / "set"))
-    take_backup(source, location)
-    target = pg_server_factory("restored-behind").target("shop")
+    # A data migration inserted explicit keys and never moved the sequence on.
+    _, location, _ = _backed_up(
+        pg_server_factory,
+        tmp_path,
+        "CREATE TABLE orders (id serial PRIMARY KEY, note text);"
+        "INSERT INTO orders (note) VALUES ('a'), ('b');"
+        "INSERT INTO orders (id, note) SELECT g, 'migrated' FROM generate_series(10, 20) g;",
+    )
+    target = pg_server_factory("restored-small").target("small")
     restored = restore_set(location, target, workdir=tmp_path / "work")
     check = _check(restored.checks, "sequences ahead of keys")
     assert not check.ok
