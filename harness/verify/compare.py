@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import json
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Self
@@ -12,6 +13,7 @@ from psycopg import Connection
 
 from harness.config import PgTarget
 from harness.errors import ManifestError
+from harness.verify.buckets import Bucketing
 from harness.verify.catalog import CatalogFingerprint, read_catalog_fingerprint
 from harness.verify.checks import CheckResult
 from harness.verify.data import (
@@ -127,17 +129,24 @@ def take_fingerprint(
             computed the same way (a reference taken by an older version of the harness
             used an older row hash).
         buckets: keep large tables' digests per key range too, for a locate of differing
-            rows that follows (:func:`harness.verify.data.read_data_fingerprint`).
+            rows that follows (:func:`harness.verify.data.read_data_fingerprint`); a table
+            that ``like`` holds buckets of is bucketed exactly as there, so that the two
+            compare bucket by bucket.
 
     """
     version = like.data.row_hash if like is not None else ROW_HASH
-    return in_snapshot(
-        target, lambda conn: _read_both_at_once(conn, target, version, buckets=buckets)
-    )
+    plan: Mapping[str, Bucketing] | None = None
+    if buckets:
+        plan = {
+            t.qualified: t.buckets.bucketing
+            for t in (like.data.tables if like is not None else ())
+            if t.buckets is not None
+        }
+    return in_snapshot(target, lambda conn: _read_both_at_once(conn, target, version, plan))
 
 
 def _read_both_at_once(
-    conn: Connection[Any], target: PgTarget, version: int, *, buckets: bool
+    conn: Connection[Any], target: PgTarget, version: int, plan: Mapping[str, Bucketing] | None
 ) -> Fingerprint:
     """The catalog on ``conn`` while a second connection reads the data, in one snapshot.
 
@@ -148,9 +157,9 @@ def _read_both_at_once(
     fix_settings(conn)
     snapshot = export_snapshot(conn)
     if snapshot is None:
-        return read_fingerprint(conn, version=version, buckets=buckets)
+        return read_fingerprint(conn, version=version, buckets=plan is not None, bucketings=plan)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint-data") as pool:
-        data = pool.submit(_data_in, target, snapshot, version, buckets=buckets)
+        data = pool.submit(_data_in, target, snapshot, version, plan)
         row = conn.execute("SHOW server_version").fetchone()
         catalog = read_catalog_fingerprint(conn)
         return Fingerprint(
@@ -160,14 +169,24 @@ def _read_both_at_once(
         )
 
 
-def _data_in(target: PgTarget, snapshot: str, version: int, *, buckets: bool) -> DataFingerprint:
+def _data_in(
+    target: PgTarget, snapshot: str, version: int, plan: Mapping[str, Bucketing] | None
+) -> DataFingerprint:
     return in_shared_snapshot(
-        target, snapshot, lambda c: read_data_fingerprint(c, version=version, buckets=buckets)
+        target,
+        snapshot,
+        lambda c: read_data_fingerprint(
+            c, version=version, buckets=plan is not None, bucketings=plan
+        ),
     )
 
 
 def read_fingerprint(
-    conn: Connection[Any], *, version: int = ROW_HASH, buckets: bool = False
+    conn: Connection[Any],
+    *,
+    version: int = ROW_HASH,
+    buckets: bool = False,
+    bucketings: Mapping[str, Bucketing] | None = None,
 ) -> Fingerprint:
     """Fingerprint on an open connection, inside the caller's transaction and snapshot.
 
@@ -175,13 +194,14 @@ def read_fingerprint(
         conn: an open connection.
         version: the row hash version of the data digests.
         buckets: keep large tables' digests per key range too (see :func:`take_fingerprint`).
+        bucketings: how to bucket given tables (``schema.name``), with ``buckets``.
 
     """
     fix_settings(conn)
     row = conn.execute("SHOW server_version").fetchone()
     return Fingerprint(
         server_version=str(row[0]).split()[0] if row else "unknown",
-        data=read_data_fingerprint(conn, version=version, buckets=buckets),
+        data=read_data_fingerprint(conn, version=version, buckets=buckets, bucketings=bucketings),
         catalog=read_catalog_fingerprint(conn),
     )
 

@@ -32,6 +32,7 @@ are counted and hashed by content, in chunks, apart from the tables.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -41,6 +42,7 @@ from psycopg import Connection, errors, sql
 from harness.config import PgTarget
 from harness.verify.buckets import (
     SMALL,
+    Bucketing,
     TableBuckets,
     bucket_digests,
     choose_bucketing,
@@ -279,7 +281,11 @@ def data_relations(conn: Connection[Any]) -> list[tuple[str, str, bool]]:
 
 
 def read_data_fingerprint(
-    conn: Connection[Any], *, version: int = ROW_HASH, buckets: bool = False
+    conn: Connection[Any],
+    *,
+    version: int = ROW_HASH,
+    buckets: bool = False,
+    bucketings: Mapping[str, Bucketing] | None = None,
 ) -> DataFingerprint:
     """Digest every user table on an open connection (settings fixed by the caller).
 
@@ -293,6 +299,8 @@ def read_data_fingerprint(
         buckets: digest each keyed table of more than :data:`SMALL` rows per key range
             instead (a grouped pass, dearer than the plain one; the table's digest is the
             same), so that a locate of its differing rows needs no second full pass.
+        bucketings: how to bucket given tables (``schema.name``; another's fingerprint's,
+            so that the two compare bucket by bucket); others get their own.
 
     """
     planned: list[tuple[str, str, tuple[str, ...], sql.Composed | None]] = []
@@ -305,7 +313,10 @@ def read_data_fingerprint(
             h = hash_expression([(str(c), t) for c, t in columns], version=version)
         table = (str(schema), str(name), tuple(map(str, key)), h)
         if buckets and h is not None and key and float(estimate) > SMALL:
-            bucketed[len(planned) + len(bucketed)] = _bucketed_digest(conn, *table[:3], h)
+            given = (bucketings or {}).get(f"{table[0]}.{table[1]}")
+            bucketed[len(planned) + len(bucketed)] = _bucketed_digest(
+                conn, *table[:3], h, given=given
+            )
         else:
             planned.append(table)
     tables: list[TableDigest] = []
@@ -320,14 +331,26 @@ def read_data_fingerprint(
 
 
 def _bucketed_digest(
-    conn: Connection[Any], schema: str, name: str, key: tuple[str, ...], h: sql.Composed
+    conn: Connection[Any],
+    schema: str,
+    name: str,
+    key: tuple[str, ...],
+    h: sql.Composed,
+    *,
+    given: Bucketing | None,
 ) -> TableDigest:
-    """One table's digest from its digests per key range (the plain one if it cannot be)."""
+    """One table's digest from its digests per key range (the plain one if it cannot be).
+
+    ``given`` is used when it buckets by this table's first key column; otherwise the
+    bucketing is chosen from the table itself.
+    """
     bucketing, digests = None, None
     conn.execute("SAVEPOINT drill_digest")
     try:
         plan_for_grouping(conn)
-        bucketing = choose_bucketing(conn, schema, name, key[0])
+        bucketing = given
+        if bucketing is None or bucketing.column != key[0]:
+            bucketing = choose_bucketing(conn, schema, name, key[0])
         if bucketing is not None:
             digests = bucket_digests(conn, sql.Identifier(schema, name), h, bucketing)
     except _UNREADABLE:

@@ -213,7 +213,9 @@ def test_read_only_probes_on_targets_that_take_no_writes(app):
     assert {o.insert for o in behaviour.observations} == {"not probed"}
 
 
-@pytest.mark.parametrize("recorded", ["none", "both sides", "reference only"])
+@pytest.mark.parametrize(
+    "recorded", ["none", "both sides, bucketed alike", "both sides, apart", "reference only"]
+)
 def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, app, recorded):
     reference = app
     copy = pg_server_factory("copy").target("app")
@@ -240,22 +242,40 @@ def test_locate_finds_changed_missing_and_extra_rows_by_key(pg_server_factory, a
     if recorded != "none":
         _run(copy, "ANALYZE big")
         _run(reference, "ANALYZE big")
-        ref_print = take_fingerprint(reference, buckets=True).data.get("public.big")
-        cur_print = take_fingerprint(copy, buckets=True).data.get("public.big")
+        ref_whole = take_fingerprint(reference, buckets=True)
+        ref_print = ref_whole.data.get("public.big")
+        # As drill verify --locate takes it: bucketed like the reference.
+        like = ref_whole if recorded == "both sides, bucketed alike" else None
+        cur_print = take_fingerprint(copy, like=like, buckets=True).data.get("public.big")
         assert ref_print is not None
         assert ref_print.buckets is not None
-        pair = (ref_print, cur_print if recorded == "both sides" else None)
+        pair = (ref_print, None if recorded == "reference only" else cur_print)
     found = locate_differences(reference, copy, "public.big", recorded=pair)
     assert found.changed == ("17", "20000", "33333")
     assert found.missing == ("39999", "5")  # keys as text, sorted as text
     assert found.extra == ("99999999",)
     assert found.rows_read < SMALL * 8 / 4, "only the differing key ranges are read"
-    # The copy's new largest key gives it other integer buckets than the reference's: its
-    # recorded digests cannot be used, and it is read once; the reference's can.
-    assert found.full_passes == {"none": 2, "both sides": 1, "reference only": 1}[recorded]
+    # Bucketed on its own, the copy's new largest key gives it other integer buckets than
+    # the reference's: its digests cannot be used, and it is read once. Bucketed like the
+    # reference (the new key lands in a bucket of its own), no table is read again.
+    assert (
+        found.full_passes
+        == {
+            "none": 2,
+            "both sides, bucketed alike": 0,
+            "both sides, apart": 1,
+            "reference only": 1,
+        }[recorded]
+    )
 
 
-def test_locate_from_both_recorded_fingerprints_reads_no_table_in_full(pg_server_factory, app):
+@pytest.mark.parametrize(
+    ("key", "fill"),
+    [("int", "g"), ("uuid", "md5(g::text)::uuid")],  # equal widths; sampled boundaries
+)
+def test_locate_from_both_recorded_fingerprints_reads_no_table_in_full(
+    pg_server_factory, app, key, fill
+):
     copy = pg_server_factory("copy").target("app")
     from harness.pg.sql import create_database
 
@@ -263,14 +283,17 @@ def test_locate_from_both_recorded_fingerprints_reads_no_table_in_full(pg_server
     for target in (app, copy):
         _run(
             target,
-            "CREATE TABLE big (id int PRIMARY KEY, v text)",
-            f"INSERT INTO big SELECT g, md5(g::text) FROM generate_series(1, {SMALL * 8}) g",
+            f"CREATE TABLE big (id {key} PRIMARY KEY, v text)",
+            f"INSERT INTO big SELECT {fill}, md5(g::text) FROM generate_series(1, {SMALL * 8}) g",
             "ANALYZE big",
         )
-    _run(copy, "UPDATE big SET v = 'x' WHERE id IN (2, 30001)")
-    pair = tuple(take_fingerprint(t, buckets=True).data.get("public.big") for t in (app, copy))
+    changed = [f"{fill.replace('g', str(n)) if key == 'uuid' else n}" for n in (2, 30001)]
+    _run(copy, f"UPDATE big SET v = 'x' WHERE id IN ({', '.join(changed)})")
+    reference = take_fingerprint(app, buckets=True)
+    current = take_fingerprint(copy, like=reference, buckets=True)  # as verify --locate does
+    pair = (reference.data.get("public.big"), current.data.get("public.big"))
     found = locate_differences(app, copy, "public.big", recorded=pair)
-    assert found.changed == ("2", "30001")
+    assert len(found.changed) == 2
     assert (found.missing, found.extra, found.full_passes) == ((), (), 0)
     assert found.rows_read < SMALL
 
