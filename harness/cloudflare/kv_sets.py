@@ -23,7 +23,7 @@ from harness.errors import KvExportError, RestoreError
 from harness.kv.base import KvEntry, check_export, read_export, write_export
 from harness.objects.manifest import ObjectManifest
 from harness.storage.base import ObjectStore
-from harness.verify.checks import CheckResult
+from harness.verify.checks import CheckResult, first_few
 
 KIND = "kv"
 """The manifest kind of Workers KV backups (``backups/kv/<date>/<namespace>.jsonl``)."""
@@ -205,6 +205,5 @@ def _seconds(ms: int | None) -> int | None:
     return None if ms is None else -(-ms // 1000)
 
 
-def _names(keys: Sequence[bytes], limit: int = 5) -> str:
-    shown = ", ".join(k.decode("utf-8", "replace") for k in keys[:limit])
-    return shown + (f" and {len(keys) - limit} more" if len(keys) > limit else "")
+def _names(keys: Sequence[bytes]) -> str:
+    return first_few([k.decode("utf-8", "replace") for k in keys[:5]], total=len(keys))

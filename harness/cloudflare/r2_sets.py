@@ -21,7 +21,7 @@ from harness.errors import BackupError
 from harness.objects.manifest import ObjectEntry, ObjectManifest
 from harness.storage.base import ObjectStore, contained_path, key_problem, shown
 from harness.storage.digest import sha256_file
-from harness.verify.checks import CheckResult
+from harness.verify.checks import CheckResult, first_few
 
 DEFAULT_KIND = "images"
 
@@ -183,7 +183,7 @@ def verify(bucket: R2Bucket, manifest: ObjectManifest, *, workdir: Path) -> list
             ok=not missing,
             critical=True,
             detail=f"{total - len(missing)} of {total} present"
-            + (f"; missing {_names(missing)}" if missing else ""),
+            + (f"; missing {first_few(missing)}" if missing else ""),
         ),
         CheckResult(
             "r2 sha256",
@@ -191,7 +191,7 @@ def verify(bucket: R2Bucket, manifest: ObjectManifest, *, workdir: Path) -> list
             critical=True,
             detail=f"every object's SHA-256 equals the manifest's ({manifest.total_size} bytes)"
             if not differ
-            else f"{len(differ)} objects differ from the backup: {_names(differ)}",
+            else f"{len(differ)} objects differ from the backup: {first_few(differ)}",
         ),
         CheckResult(
             "r2 metadata",
@@ -200,16 +200,12 @@ def verify(bucket: R2Bucket, manifest: ObjectManifest, *, workdir: Path) -> list
             detail="content types and custom metadata as backed up"
             if not described
             else f"{len(described)} objects lost their content type or metadata: "
-            f"{_names(described)}",
+            f"{first_few(described)}",
         ),
         CheckResult(
             "r2 objects not in the backup",
             ok=not extra,
             critical=False,
-            detail="none" if not extra else f"{len(extra)} (uploaded since): {_names(extra)}",
+            detail="none" if not extra else f"{len(extra)} (uploaded since): {first_few(extra)}",
         ),
     ]
-
-
-def _names(keys: list[str], limit: int = 5) -> str:
-    return ", ".join(keys[:limit]) + (f" and {len(keys) - limit} more" if len(keys) > limit else "")

@@ -31,7 +31,7 @@ from harness.objects.manifest import (
 )
 from harness.objects.parallel import parallel
 from harness.storage.base import shown
-from harness.verify.checks import CheckResult
+from harness.verify.checks import CheckResult, first_few
 
 Progress = Callable[[int, int], None]
 """Called with (objects done, objects in total)."""
@@ -361,9 +361,7 @@ def _compare(
 def _listed(label: str, items: list[str], total: int | None = None) -> str:
     if not items:
         return ""
-    count = len(items) if total is None else total
-    more = f" and {count - _SHOWN} more" if count > _SHOWN else ""
-    return f"; {label + ': ' if label else ''}{', '.join(items[:_SHOWN])}{more}"
+    return f"; {label + ': ' if label else ''}{first_few(items, total=total, limit=_SHOWN)}"
 
 
 def today() -> date:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -14,6 +14,13 @@ class CheckResult:
     ok: bool
     critical: bool
     detail: str
+
+
+def first_few(items: Sequence[str], *, total: int | None = None, limit: int = 5) -> str:
+    """The first ``limit`` of ``items``, then how many more (of ``total``, default all)."""
+    count = len(items) if total is None else total
+    more = f" and {count - limit} more" if count > limit else ""
+    return ", ".join(items[:limit]) + more
 
 
 def failures(results: Iterable[CheckResult]) -> list[CheckResult]:
