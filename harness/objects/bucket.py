@@ -19,14 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import boto3.session
 import botocore.session
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.utils import parse_timestamp
 
 from harness.config import S3Target
 from harness.errors import ConfigError, StorageError
 from harness.storage.base import key_problem, shown
-from harness.storage.s3 import S3ObjectStore, translate
+from harness.storage.s3 import S3ObjectStore, make_client, translate
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -226,23 +225,7 @@ def bucket_client(target: S3Target) -> S3Client:
     (about 12 MiB) and a client of the same session reuses it.
     """
     with _CLIENT_LOCK:  # a session is not thread-safe, its clients are
-        return _session().client(
-            "s3",
-            endpoint_url=target.endpoint_url,
-            aws_access_key_id=target.access_key_id,
-            aws_secret_access_key=target.secret_access_key,
-            region_name=target.region,
-            config=Config(
-                s3={"addressing_style": "path"},
-                request_checksum_calculation="when_required",
-                response_checksum_validation="when_required",
-                connect_timeout=5,
-                read_timeout=60,
-                retries={"max_attempts": 5, "mode": "standard"},
-                max_pool_connections=MAX_WORKERS + 8,
-                tcp_keepalive=True,
-            ),
-        )
+        return make_client(target, attempts=5, session=_session(), pool_connections=MAX_WORKERS + 8)
 
 
 def parse_date(value: str) -> datetime:

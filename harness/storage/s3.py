@@ -77,23 +77,43 @@ def _lock_args(until: datetime | None) -> dict[str, Any]:
     }
 
 
-def make_client(target: S3Target, *, connect_timeout: float = 5, attempts: int = 3) -> S3Client:
-    """Build a boto3 S3 client for ``target`` (one session per client, thread-safe use)."""
-    session = boto3.session.Session()
-    return session.client(
+def make_client(
+    target: S3Target,
+    *,
+    connect_timeout: float = 5,
+    attempts: int = 3,
+    session: boto3.session.Session | None = None,
+    pool_connections: int | None = None,
+) -> S3Client:
+    """Build a boto3 S3 client for ``target``.
+
+    Args:
+        target: endpoint, credentials and region.
+        connect_timeout: seconds to wait for a connection.
+        attempts: tries per request (boto3's standard retry mode).
+        session: the session to make it from (the caller serialises access to it); default:
+            a session of its own, so the client may be used from any thread.
+        pool_connections: connections kept open (boto3 keeps 10), with TCP keepalive, for
+            clients many threads share.
+
+    """
+    config = Config(
+        s3={"addressing_style": "path"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        connect_timeout=connect_timeout,
+        read_timeout=60,
+        retries={"max_attempts": attempts, "mode": "standard"},
+    )
+    if pool_connections is not None:
+        config = config.merge(Config(max_pool_connections=pool_connections, tcp_keepalive=True))
+    return (session or boto3.session.Session()).client(
         "s3",
         endpoint_url=target.endpoint_url,
         aws_access_key_id=target.access_key_id,
         aws_secret_access_key=target.secret_access_key,
         region_name=target.region,
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            connect_timeout=connect_timeout,
-            read_timeout=60,
-            retries={"max_attempts": attempts, "mode": "standard"},
-        ),
+        config=config,
     )
 
 
