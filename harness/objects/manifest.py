@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 from harness.errors import ConfigError, ManifestError
 from harness.sets import signing
 from harness.sets.envelope import Envelope
+from harness.sets.jsondoc import iso_time
 from harness.storage.base import ObjectStore, key_problem, shown
 
 if TYPE_CHECKING:
@@ -114,14 +115,6 @@ def _kind(value: str) -> str:
     return value
 
 
-def _timestamp(value: str) -> str:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError("is not an ISO 8601 time") from exc
-    return value
-
-
 def _schema_types() -> dict[str, Any]:
     """The constrained field types the dataclasses below name, for pydantic.
 
@@ -142,7 +135,7 @@ def _schema_types() -> dict[str, Any]:
         "Kind": Annotated[str, Field(max_length=63), AfterValidator(_kind)],
         "Size": Annotated[int, Field(ge=0, le=2**63 - 1)],
         "Sha256": Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")],
-        "Timestamp": Annotated[str, Field(max_length=64), AfterValidator(_timestamp)],
+        "Timestamp": Annotated[str, Field(max_length=64), AfterValidator(iso_time)],
         "Text": Annotated[str, Field(max_length=1024), AfterValidator(_printable)],
         "Metadata": Annotated[dict[meta_name, meta_value], MaxLen(128)],
         "Extra": Annotated[dict[extra_name, Any], MaxLen(64)],

@@ -8,6 +8,7 @@ of duplicate keys (two readers could take different values), and a single JSON o
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from harness.errors import ManifestError
@@ -64,3 +65,17 @@ def json_object(data: bytes, *, what: str, limit: int) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ManifestError(f"{what} is not a JSON object")
     return body
+
+
+def iso_time(value: str) -> str:
+    """``value`` when it is an ISO 8601 time (a manifest field's validator).
+
+    Raises:
+        ValueError: it is not.
+
+    """
+    try:
+        datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError("is not an ISO 8601 time") from exc
+    return value

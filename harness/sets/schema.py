@@ -9,12 +9,12 @@ that others can write to.
 from __future__ import annotations
 
 import unicodedata
-from datetime import datetime
 from typing import Annotated, Any
 
 from annotated_types import MaxLen
 from pydantic import AfterValidator, Field, ValidationError
 
+from harness.sets.jsondoc import iso_time
 from harness.storage.base import key_problem, shown
 
 INT64_MAX = 2**63 - 1
@@ -47,14 +47,6 @@ def _artifact_path(value: str) -> str:
     return value
 
 
-def _timestamp(value: str) -> str:
-    try:
-        datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise ValueError("is not an ISO 8601 time") from exc
-    return value
-
-
 def _one_of(allowed: frozenset[str]) -> AfterValidator:
     def check(value: str) -> str:
         if value not in allowed:
@@ -72,7 +64,7 @@ Kind = Annotated[str, _one_of(KINDS)]
 DumpFormat = Annotated[str, _one_of(DUMP_FORMATS)]
 Name = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_nul)]
 DbName = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_printable)]
-Timestamp = Annotated[str, Field(max_length=64), AfterValidator(_timestamp)]
+Timestamp = Annotated[str, Field(max_length=64), AfterValidator(iso_time)]
 Version = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_printable)]
 Major = Annotated[int, Field(ge=1, le=999)]
 SystemId = Annotated[str, Field(pattern=r"^[0-9]{1,20}$")]
