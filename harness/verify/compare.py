@@ -157,7 +157,7 @@ def _read_both_at_once(
     fix_settings(conn)
     snapshot = export_snapshot(conn)
     if snapshot is None:
-        return read_fingerprint(conn, version=version, buckets=plan is not None, bucketings=plan)
+        return read_fingerprint(conn, version=version, buckets=plan)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fingerprint-data") as pool:
         data = pool.submit(_data_in, target, snapshot, version, plan)
         row = conn.execute("SHOW server_version").fetchone()
@@ -175,9 +175,7 @@ def _data_in(
     return in_shared_snapshot(
         target,
         snapshot,
-        lambda c: read_data_fingerprint(
-            c, version=version, buckets=plan is not None, bucketings=plan
-        ),
+        lambda c: read_data_fingerprint(c, version=version, buckets=plan),
     )
 
 
@@ -185,23 +183,22 @@ def read_fingerprint(
     conn: Connection[Any],
     *,
     version: int = ROW_HASH,
-    buckets: bool = False,
-    bucketings: Mapping[str, Bucketing] | None = None,
+    buckets: Mapping[str, Bucketing] | None = None,
 ) -> Fingerprint:
     """Fingerprint on an open connection, inside the caller's transaction and snapshot.
 
     Args:
         conn: an open connection.
         version: the row hash version of the data digests.
-        buckets: keep large tables' digests per key range too (see :func:`take_fingerprint`).
-        bucketings: how to bucket given tables (``schema.name``), with ``buckets``.
+        buckets: keep large tables' digests per key range too, bucketed as this maps them
+            (see :func:`harness.verify.data.read_data_fingerprint`); None: not.
 
     """
     fix_settings(conn)
     row = conn.execute("SHOW server_version").fetchone()
     return Fingerprint(
         server_version=str(row[0]).split()[0] if row else "unknown",
-        data=read_data_fingerprint(conn, version=version, buckets=buckets, bucketings=bucketings),
+        data=read_data_fingerprint(conn, version=version, buckets=buckets),
         catalog=read_catalog_fingerprint(conn),
     )
 

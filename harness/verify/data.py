@@ -33,7 +33,7 @@ are counted and hashed by content, in chunks, apart from the tables.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -270,8 +270,9 @@ def data_fingerprint(
             :func:`read_data_fingerprint`).
 
     """
+    plan: Mapping[str, Bucketing] | None = {} if buckets else None
     return in_snapshot(
-        target, lambda conn: read_data_fingerprint(conn, version=version, buckets=buckets)
+        target, lambda conn: read_data_fingerprint(conn, version=version, buckets=plan)
     )
 
 
@@ -284,8 +285,7 @@ def read_data_fingerprint(
     conn: Connection[Any],
     *,
     version: int = ROW_HASH,
-    buckets: bool = False,
-    bucketings: Mapping[str, Bucketing] | None = None,
+    buckets: Mapping[str, Bucketing] | None = None,
 ) -> DataFingerprint:
     """Digest every user table on an open connection (settings fixed by the caller).
 
@@ -296,10 +296,10 @@ def read_data_fingerprint(
     Args:
         conn: an open connection, in the caller's snapshot.
         version: the row hash version (:data:`ROW_HASHES`).
-        buckets: digest each keyed table of more than :data:`SMALL` rows per key range
-            instead (a grouped pass, dearer than the plain one; the table's digest is the
-            same), so that a locate of its differing rows needs no second full pass.
-        bucketings: how to bucket given tables (``schema.name``; another's fingerprint's,
+        buckets: when given, digest each keyed table of more than :data:`SMALL` rows per
+            key range instead (a grouped pass, dearer than the plain one; the table's digest
+            is the same), so that a locate of its differing rows needs no second full pass.
+            It maps tables (``schema.name``) to the bucketing to use (another fingerprint's,
             so that the two compare bucket by bucket); others get their own.
 
     """
@@ -312,8 +312,8 @@ def read_data_fingerprint(
         if populated:
             h = hash_expression([(str(c), t) for c, t in columns], version=version)
         table = (str(schema), str(name), tuple(map(str, key)), h)
-        if buckets and h is not None and key and float(estimate) > SMALL:
-            given = (bucketings or {}).get(f"{table[0]}.{table[1]}")
+        if buckets is not None and h is not None and key and float(estimate) > SMALL:
+            given = buckets.get(f"{table[0]}.{table[1]}")
             bucketed[len(planned) + len(bucketed)] = _bucketed_digest(
                 conn, *table[:3], h, given=given
             )
@@ -359,14 +359,14 @@ def _bucketed_digest(
     conn.execute("ROLLBACK TO SAVEPOINT drill_digest")
     if bucketing is None or digests is None:
         return _digest(conn, schema, name, key, h)
-    plain = TableDigest(
+    return TableDigest(
         schema,
         name,
         rows=sum(n for n, _ in digests.values()),
         digest=str(sum(int(d) for _, d in digests.values())),
         key=key,
+        buckets=TableBuckets(bucketing, digests),
     )
-    return replace(plain, buckets=TableBuckets(bucketing, digests))
 
 
 def _batch_digests(

@@ -140,14 +140,15 @@ def _recorded_buckets(
     """The reference's recorded bucketing, and each side's digests recorded with it.
 
     The current side's digests count only when they were bucketed exactly as the
-    reference's (the integer widths follow each side's own key range).
+    reference's (its fingerprint taken ``like`` the reference's; bucketed on its own, its
+    integer widths follow its own key range, its sampled boundaries its own sample).
     """
     reference, current = recorded
     if reference is None or reference.buckets is None:
         return None
+    if reference.key != key:
+        return None  # recorded for another key (bucketed by its first column): bucket anew
     bucketing = reference.buckets.bucketing
-    if bucketing.column != key[0] or reference.key != key:
-        return None  # recorded for another key: bucket anew
     mine = current.buckets if current is not None else None
     digests = mine.digests if mine is not None and mine.bucketing == bucketing else None
     return bucketing, (reference.buckets.digests, digests)
