@@ -172,22 +172,9 @@ def _reset_sequences(conn: Connection[Any], positions: list[tuple[str, str, int,
     if not moved:
         return
     others = conn.execute(_OTHER_SESSIONS).fetchone()
-    kept: list[str] = []
-    for schema, name, value, called in moved:
-        sequence = sql.Identifier(schema, name).as_string(conn)
-        if others and others[0]:
-            kept.append(f"{schema}.{name}")
-            continue
-        conn.execute("SAVEPOINT drill_currval")
-        try:
-            (mine,) = conn.execute("SELECT currval(%s)", (sequence,)).fetchone() or (None,)
-        except errors.ObjectNotInPrerequisiteState:  # this session never took a value
-            mine = None
-        conn.execute("ROLLBACK TO SAVEPOINT drill_currval")
-        if mine != now[(schema, name)][0]:
-            kept.append(f"{schema}.{name}")
-            continue
-        conn.execute("SELECT setval(%s, %s, %s)", (sequence, value, called))
+    kept = [f"{schema}.{name}" for schema, name, _, _ in moved]
+    if not (others and others[0]):
+        kept = [f"{p[0]}.{p[1]}" for p in moved if not _put_back(conn, p, now[(p[0], p[1])][0])]
     conn.commit()
     if kept:
         log.warning(
@@ -195,6 +182,27 @@ def _reset_sequences(conn: Connection[Any], positions: list[tuple[str, str, int,
             "taken values from them meanwhile (a gap, like any rolled-back insert leaves)",
             ", ".join(kept),
         )
+
+
+def _put_back(conn: Connection[Any], position: tuple[str, str, int, bool], last: int) -> bool:
+    """Move a sequence back to ``position`` if ``last``, its last value, was this session's.
+
+    Returns:
+        Whether it was moved.
+
+    """
+    schema, name, value, called = position
+    sequence = sql.Identifier(schema, name).as_string(conn)
+    conn.execute("SAVEPOINT drill_currval")
+    try:
+        (mine,) = conn.execute("SELECT currval(%s)", (sequence,)).fetchone() or (None,)
+    except errors.ObjectNotInPrerequisiteState:  # this session never took a value
+        mine = None
+    conn.execute("ROLLBACK TO SAVEPOINT drill_currval")
+    if mine != last:
+        return False
+    conn.execute("SELECT setval(%s, %s, %s)", (sequence, value, called))
+    return True
 
 
 def compare_behaviour(expected: RlsBehaviour, actual: RlsBehaviour) -> tuple[bool, str]:
