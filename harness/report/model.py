@@ -166,8 +166,7 @@ class DrillEntry:
         """The method (from the evidence, else the test's parameter id)."""
         if self.evidence is not None:
             return self.evidence.method
-        match = re.search(r"\[(.*)\]$", self.test)
-        return match.group(1) if match else ""
+        return self._parameter_id
 
     @property
     def variant(self) -> str:
@@ -176,8 +175,13 @@ class DrillEntry:
         The method alone does not (one method, three kinds of deletion); a drill without
         parameters shows its method.
         """
+        return self._parameter_id or self.method
+
+    @property
+    def _parameter_id(self) -> str:
+        """What pytest shows in brackets after the test's name (empty without parameters)."""
         match = re.search(r"\[(.*)\]$", self.test)
-        return match.group(1) if match else self.method
+        return match.group(1) if match else ""
 
     @property
     def title(self) -> str:
