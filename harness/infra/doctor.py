@@ -85,19 +85,17 @@ def examine(
     )
     # The Cloudflare drills need Node.js and the pinned wrangler; without them they are
     # skipped (and the embedded default runs without them).
-    cloudflare = node_problem()
-    if cloudflare is None:
+    problem = node_problem()
+    if problem is None:
         try:
-            cloudflare = (
-                f"Node.js and wrangler ({find_wrangler()}; the project pins {PINNED_VERSION})"
-            )
-            note("cloudflare", cloudflare, ok=True, needed=False)
+            wrangler = find_wrangler()
         except DrillError as exc:
-            note("cloudflare", f"{exc}; the Cloudflare drills are skipped", ok=False, needed=False)
+            problem = str(exc)
+    if problem is None:
+        detail = f"Node.js and wrangler ({wrangler}; the project pins {PINNED_VERSION})"
+        note("cloudflare", detail, ok=True, needed=False)
     else:
-        note(
-            "cloudflare", f"{cloudflare}; the Cloudflare drills are skipped", ok=False, needed=False
-        )
+        note("cloudflare", f"{problem}; the Cloudflare drills are skipped", ok=False, needed=False)
     if start and chosen is not None and identity is not None and workdir is not None:
         template = ClusterTemplate(chosen, base_dir=workdir, identity=identity)
         findings += _start_check(template, workdir=workdir, needs_weed=needs_weed)
