@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +20,13 @@ RUN_ID = pytest.StashKey[str]()
 
 def add_options(parser: pytest.Parser) -> None:
     """Register ``--drill-<name>`` and ini ``drill_<name>`` for every option."""
+    _register(parser, OPTIONS)
+
+
+def _register(parser: pytest.Parser, specs: Iterable[OptionSpec]) -> None:
+    """Add each spec as a ``--drill-...`` option and a ``drill_...`` ini key."""
     group = parser.getgroup("drill", "recovery drills")
-    for spec in OPTIONS:
+    for spec in specs:
         default = f" (default: {spec.default})" if spec.default else ""
         group.addoption(
             spec.cli,
@@ -88,17 +93,7 @@ RUN_DIR = pytest.StashKey[Path]()
 
 def add_report_options(parser: pytest.Parser) -> None:
     """Register ``--drill-<name>`` and ini ``drill_<name>`` for the report options."""
-    group = parser.getgroup("drill", "recovery drills")
-    for spec in REPORT_OPTIONS:
-        default = f" (default: {spec.default})" if spec.default else ""
-        group.addoption(
-            spec.cli,
-            dest=_dest(spec),
-            default=None,
-            choices=spec.choices,
-            help=f"{spec.help}{default}; ini {spec.ini}, env {spec.env}",
-        )
-        parser.addini(spec.ini, help=spec.help, default=None)
+    _register(parser, REPORT_OPTIONS)
 
 
 def resolve_report_settings(
